@@ -1,0 +1,839 @@
+/*
+ * config.c: the key table (every configuration key with its type, bounds, default and meaning)
+ * and the loader that maps a yml tree onto struct cfg through it. No sockets, no Kafka, no flows.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "util.h"
+#include "yaml.h"
+
+/* ==== The key table ==== */
+
+enum key_type { KEY_STR, KEY_INT, KEY_PROPS, KEY_TOPICS };
+
+/* Checks a string value: NULL when it is fine, else the rest of "'key' must be …". */
+typedef const char *(*key_check_fn)(const char *value);
+
+struct key {
+    const char *name; /* dotted path, exactly as written nested in YAML */
+    enum key_type type;
+    size_t off; /* offsetof the member in struct cfg */
+    const char *def;
+    long min, max; /* KEY_INT only */
+    key_check_fn check;
+    const char *desc;
+};
+
+static const char *check_listen(const char *v);
+static const char *check_nonempty(const char *v);
+static const char *check_tenant(const char *v);
+static const char *check_log_level(const char *v);
+static const char *check_topic_template(const char *v);
+
+/* clang-format off */
+#define STR_KEY(n, m, d, chk, desc) {n, KEY_STR, offsetof(struct cfg, m), d, 0, 0, chk, desc}
+#define INT_KEY(n, m, d, lo, hi, desc) {n, KEY_INT, offsetof(struct cfg, m), d, lo, hi, NULL, desc}
+/* clang-format on */
+
+/*
+ * The documentation of every key. configs/bridge.yaml repeats it (config_test.c keeps the two in
+ * sync) and cfg_print_reference() prints it.
+ *
+ * limits.max_body_bytes defaults to 983040 (960 KiB), not 1 MiB: a body travels in one Kafka
+ * message, librdkafka refuses messages above message.max.bytes (1000000 by default), and the
+ * message also carries the headers, query parameters and envelope. 1000000 - 983040 leaves
+ * 16960 bytes, about limits.max_header_bytes, for them.
+ */
+static const struct key keys[] = {
+    STR_KEY("listen", listen, "127.0.0.1:8080", check_listen,
+            "address to serve webhooks on, HOST:PORT ([::1]:8080 for IPv6; port 0: any free port)"),
+    STR_KEY("flows_dir", flows_dir, "flows", check_nonempty,
+            "folder of Kestra flows (*.yml, *.yaml, recursively); relative to this file's folder"),
+    STR_KEY("tenant", tenant, "main", check_tenant,
+            "Kestra tenant, as in /api/v1/{tenant}/executions/webhook/..., and {tenant} in topics"),
+    STR_KEY("log_level", log_level, "info", check_log_level, "debug, info, warn or error"),
+    STR_KEY(
+        "kafka.bootstrap_servers", kafka.bootstrap_servers, "", NULL,
+        "brokers, host:port[,host:port...]; \"\" or \"embedded\" runs an in-process mock cluster"),
+    STR_KEY("kafka.topic_template", kafka.topic_template, "webhooks.{namespace}.{flowId}",
+            check_topic_template,
+            "topic of each flow; placeholders {namespace}, {flowId}, {tenant}"),
+    INT_KEY("kafka.delivery_timeout_ms", kafka.delivery_timeout_ms, "10000", 1, 300000,
+            "how long librdkafka may try to deliver (message.timeout.ms); < request_timeout_ms"),
+    {"kafka.properties", KEY_PROPS, offsetof(struct cfg, kafka.properties), "{}", 0, 0, NULL,
+     "librdkafka properties, passed as is; acks stays all (a 200 means all in-sync replicas)"},
+    {"kafka.topics", KEY_TOPICS, offsetof(struct cfg, kafka.topics), "{}", 0, 0, NULL,
+     "topic overrides, \"namespace/flowId\": topic, taking precedence over topic_template"},
+    INT_KEY("limits.max_body_bytes", limits.max_body_bytes, "983040", 0, 1073741824,
+            "largest request body; at most the producer's message.max.bytes (1000000)"),
+    INT_KEY("limits.max_header_bytes", limits.max_header_bytes, "16384", 256, 1048576,
+            "all request headers together"),
+    INT_KEY("limits.max_headers", limits.max_headers, "100", 1, 10000, "number of request headers"),
+    INT_KEY("limits.max_uri_bytes", limits.max_uri_bytes, "8192", 1024, 1048576,
+            "request URI, query string included"),
+    INT_KEY("limits.request_timeout_ms", limits.request_timeout_ms, "30000", 100, 3600000,
+            "whole request, first byte to answer, Kafka acknowledgement included"),
+};
+
+#define NKEYS ARRAY_LEN(keys)
+
+/* librdkafka's default message.max.bytes, which bounds a body when the config does not set it. */
+#define RDKAFKA_MESSAGE_MAX_BYTES 1000000L
+
+static const struct key *key_find(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].name, name) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* True when `path` is a section ("kafka"), a dotted prefix of some key. */
+static bool is_section(const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strncmp(keys[i].name, path, n) == 0 && keys[i].name[n] == '.') {
+            return true;
+        }
+    }
+    return false;
+}
+
+static char **str_field(struct cfg *cfg, const struct key *k)
+{
+    return (char **)((char *)cfg + k->off);
+}
+
+static long *int_field(struct cfg *cfg, const struct key *k)
+{
+    return (long *)((char *)cfg + k->off);
+}
+
+/* Length of the section part of a dotted key name: 5 for "kafka.topics", 0 for "listen". */
+static size_t section_len(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot ? (size_t)(dot - name) : 0;
+}
+
+/* ==== Value checks ==== */
+
+static bool topic_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-';
+}
+
+bool cfg_topic_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 249 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!topic_char(name[i]) || (unsigned char)name[i] >= 0x80) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const char *check_listen(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v) {
+        return "must be HOST:PORT, for example 127.0.0.1:8080";
+    }
+    if (v[0] != '[' && memchr(v, ':', (size_t)(colon - v))) {
+        return "must put an IPv6 address in brackets, for example [::1]:8080";
+    }
+    const char *p = colon + 1;
+    size_t digits = strspn(p, "0123456789");
+    if (digits == 0 || digits > 5 || p[digits] != '\0' || atol(p) > 65535) {
+        return "must end in a port from 0 to 65535";
+    }
+    return NULL;
+}
+
+static const char *check_nonempty(const char *v)
+{
+    return v[0] ? NULL : "must not be empty";
+}
+
+/* Kestra's tenant ids; the tenant is a URL segment and may appear in topic names. */
+static const char *check_tenant(const char *v)
+{
+    const char *msg = "must match ^[a-z0-9][a-z0-9_-]*$";
+    if (!islower((unsigned char)v[0]) && !isdigit((unsigned char)v[0])) {
+        return msg;
+    }
+    return v[strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-")] ? msg : NULL;
+}
+
+static const char *check_log_level(const char *v)
+{
+    return log_level_parse(v) < 0 ? "must be one of debug, info, warn, error" : NULL;
+}
+
+/*
+ * Namespaces, flow ids and tenants only hold topic-legal characters, so a template whose literal
+ * parts are legal can only yield an illegal name by length; flow.c reports that per flow.
+ */
+static const char *check_topic_template(const char *v)
+{
+    static const char *const names[] = {"{namespace}", "{flowId}", "{tenant}"};
+    if (!v[0]) {
+        return "must not be empty";
+    }
+    for (const char *p = v; *p;) {
+        if (*p != '{') {
+            if (!topic_char(*p) || (unsigned char)*p >= 0x80) {
+                return "may hold only [A-Za-z0-9._-] besides {namespace}, {flowId} and {tenant}";
+            }
+            p++;
+            continue;
+        }
+        size_t i = 0;
+        while (i < ARRAY_LEN(names) && strncmp(p, names[i], strlen(names[i])) != 0) {
+            i++;
+        }
+        if (i == ARRAY_LEN(names)) {
+            return "has an unknown placeholder; use {namespace}, {flowId} and {tenant}";
+        }
+        p += strlen(names[i]);
+    }
+    return NULL;
+}
+
+/*
+ * Decimal only: YAML 1.1 octal and hex forms and "1_000" are more surprising than useful here.
+ * Returns 0, -EINVAL when s is not an integer, -ERANGE when it is one too large for a long.
+ */
+static int parse_long(const char *s, long *out)
+{
+    const char *p = s + (s[0] == '-' || s[0] == '+');
+    if (!isdigit((unsigned char)*p)) {
+        return -EINVAL;
+    }
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0') {
+        return -EINVAL;
+    }
+    if (errno == ERANGE) {
+        return -ERANGE;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ==== Loading ==== */
+
+struct loader {
+    struct cfg *cfg;
+    const char *file;
+    struct diag_list *dl;
+};
+
+static void note_pos(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    ld->cfg->pos[k - keys].line = n->line;
+    ld->cfg->pos[k - keys].col = n->col;
+}
+
+/* A non-null scalar without NUL bytes, or an error naming `what`. */
+static const char *scalar_text(struct loader *ld, const struct yml_node *n, const char *what)
+{
+    if (!n || n->kind != YML_SCALAR || yml_is_null(n)) {
+        diag_add(ld->dl, ld->file, n ? n->line : 0, n ? n->col : 0, "%s must be a string, not %s",
+                 what, yml_kind_name(n));
+        return NULL;
+    }
+    if (strlen(n->str) != n->len) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "%s must not contain a NUL character", what);
+        return NULL;
+    }
+    return n->str;
+}
+
+static void set_str(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    char what[80];
+    snprintf(what, sizeof(what), "'%s'", k->name);
+    const char *v = scalar_text(ld, n, what);
+    if (!v) {
+        return;
+    }
+    const char *why = k->check ? k->check(v) : NULL;
+    if (why) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "'%s' %s", k->name, why);
+        return;
+    }
+    cfg_set_str(str_field(ld->cfg, k), v);
+}
+
+static void set_int(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    long v = 0;
+    int rc = n->kind == YML_SCALAR && n->plain ? parse_long(n->str, &v) : -EINVAL;
+    if (rc == -EINVAL) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "'%s' must be an integer", k->name);
+        return;
+    }
+    if (rc == -ERANGE) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "'%s' must be between %ld and %ld", k->name,
+                 k->min, k->max);
+        return;
+    }
+    if (v < k->min || v > k->max) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "'%s' must be between %ld and %ld (got %ld)",
+                 k->name, k->min, k->max, v);
+        return;
+    }
+    *int_field(ld->cfg, k) = v;
+}
+
+static void set_props(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    struct cfg *cfg = ld->cfg;
+    if (n->kind != YML_MAP) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "'%s' must be a map, not %s", k->name,
+                 yml_kind_name(n));
+        return;
+    }
+    for (size_t i = 0; i < n->npairs; i++) {
+        const struct yml_node *kn = n->pairs[i].key;
+        const char *name = scalar_text(ld, kn, "a kafka.properties name");
+        if (!name) {
+            continue;
+        }
+        char what[128];
+        snprintf(what, sizeof(what), "kafka.properties '%.64s'", name);
+        const char *value = scalar_text(ld, n->pairs[i].value, what);
+        if (!value) {
+            continue;
+        }
+        cfg->kafka.properties =
+            xrealloc(cfg->kafka.properties, (cfg->kafka.nproperties + 1) * sizeof(struct cfg_prop));
+        struct cfg_prop *p = &cfg->kafka.properties[cfg->kafka.nproperties++];
+        p->name = xstrdup(name);
+        p->value = xstrdup(value);
+        p->line = kn->line;
+        p->col = kn->col;
+    }
+}
+
+static bool flow_ref_valid(const char *ref)
+{
+    const char *slash = strchr(ref, '/');
+    return slash && slash != ref && slash[1] && !strchr(slash + 1, '/');
+}
+
+static void set_topics(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    struct cfg *cfg = ld->cfg;
+    if (n->kind != YML_MAP) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "'%s' must be a map, not %s", k->name,
+                 yml_kind_name(n));
+        return;
+    }
+    for (size_t i = 0; i < n->npairs; i++) {
+        const struct yml_node *kn = n->pairs[i].key;
+        const struct yml_node *vn = n->pairs[i].value;
+        const char *ref = scalar_text(ld, kn, "a kafka.topics entry");
+        if (!ref) {
+            continue;
+        }
+        if (!flow_ref_valid(ref)) {
+            diag_add(ld->dl, ld->file, kn->line, kn->col,
+                     "kafka.topics entries must be named \"namespace/flowId\"");
+            continue;
+        }
+        const char *topic = scalar_text(ld, vn, "a kafka.topics topic");
+        if (!topic) {
+            continue;
+        }
+        if (!cfg_topic_name_valid(topic)) {
+            diag_add(ld->dl, ld->file, vn->line, vn->col,
+                     "'%.249s' is not a valid Kafka topic name (1 to 249 characters of "
+                     "[A-Za-z0-9._-], not '.' or '..')",
+                     topic);
+            continue;
+        }
+        cfg->kafka.topics =
+            xrealloc(cfg->kafka.topics, (cfg->kafka.ntopics + 1) * sizeof(struct cfg_topic));
+        struct cfg_topic *t = &cfg->kafka.topics[cfg->kafka.ntopics++];
+        t->flow_ref = xstrdup(ref);
+        t->topic = xstrdup(topic);
+        t->line = kn->line;
+        t->col = kn->col;
+    }
+}
+
+static void set_key(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    note_pos(ld, k, n);
+    switch (k->type) {
+    case KEY_STR:
+        set_str(ld, k, n);
+        break;
+    case KEY_INT:
+        set_int(ld, k, n);
+        break;
+    case KEY_PROPS:
+        set_props(ld, k, n);
+        break;
+    case KEY_TOPICS:
+        set_topics(ld, k, n);
+        break;
+    }
+}
+
+/* ==== Unknown keys ==== */
+
+/* Levenshtein distance of two short strings (callers keep both under 64 bytes). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The key or section closest to a misspelt path, when it is close enough to be the intent. */
+static bool suggest(const char *path, char *out, size_t outsz)
+{
+    size_t best_d = 3;
+    if (strlen(path) >= 63) {
+        return false;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        size_t slen = section_len(keys[i].name);
+        char cand[64];
+        for (int pass = 0; pass < 2; pass++) {
+            size_t n = pass == 0 ? strlen(keys[i].name) : slen;
+            if (n == 0 || n >= sizeof(cand)) {
+                continue;
+            }
+            memcpy(cand, keys[i].name, n);
+            cand[n] = '\0';
+            size_t d = edit_distance(path, cand);
+            if (d < best_d) {
+                best_d = d;
+                snprintf(out, outsz, "%s", cand);
+            }
+        }
+    }
+    return best_d < 3;
+}
+
+static void unknown_key(struct loader *ld, const struct yml_node *kn, const char *path)
+{
+    char hint[64];
+    const char *dot = strrchr(path, '.');
+    if (strchr(kn->str, '.') && (key_find(path) || is_section(path))) {
+        diag_add(ld->dl, ld->file, kn->line, kn->col,
+                 "unknown key '%.128s' (write it nested: '%s' inside '%.*s')", path, dot + 1,
+                 (int)(dot - path), path);
+    } else if (suggest(path, hint, sizeof(hint))) {
+        diag_add(ld->dl, ld->file, kn->line, kn->col, "unknown key '%.128s' (did you mean '%s'?)",
+                 path, hint);
+    } else {
+        diag_add(ld->dl, ld->file, kn->line, kn->col, "unknown key '%.128s'", path);
+    }
+}
+
+/*
+ * Walks one map of the tree. A key is looked up by its dotted path; a path that is a section
+ * ("kafka") recurses into the nested map. Dotted keys written flat ("kafka.topic_template: x")
+ * are unknown: each key has one spelling, the nested one.
+ */
+static void load_map(struct loader *ld, const struct yml_node *map, const char *prefix)
+{
+    for (size_t i = 0; i < map->npairs; i++) {
+        const struct yml_node *kn = map->pairs[i].key;
+        const struct yml_node *vn = map->pairs[i].value;
+        char *path = prefix ? xasprintf("%s.%s", prefix, kn->str) : xstrdup(kn->str);
+        bool plain_name = !strchr(kn->str, '.') && strlen(kn->str) == kn->len;
+        const struct key *k = plain_name ? key_find(path) : NULL;
+        if (k) {
+            set_key(ld, k, vn);
+        } else if (plain_name && is_section(path)) {
+            if (vn->kind == YML_MAP) {
+                load_map(ld, vn, path);
+            } else if (!yml_is_null(vn)) {
+                diag_add(ld->dl, ld->file, vn->line, vn->col, "'%s' must be a map, not %s", path,
+                         yml_kind_name(vn));
+            }
+        } else {
+            unknown_key(ld, kn, path);
+        }
+        xfree(path);
+    }
+}
+
+/* flows_dir is relative to the config file's folder, so the file works from any directory. */
+static void resolve_flows_dir(struct cfg *cfg)
+{
+    const char *slash = cfg->file ? strrchr(cfg->file, '/') : NULL;
+    if (!slash || cfg->flows_dir[0] == '/') {
+        return;
+    }
+    char *p = xasprintf("%.*s%s", (int)(slash - cfg->file + 1), cfg->file, cfg->flows_dir);
+    xfree(cfg->flows_dir);
+    cfg->flows_dir = p;
+}
+
+/* ==== Public functions ==== */
+
+static void set_default(struct cfg *cfg, const struct key *k)
+{
+    long v = 0;
+    int rc = 0;
+    switch (k->type) {
+    case KEY_STR:
+        cfg_set_str(str_field(cfg, k), k->def);
+        break;
+    case KEY_INT:
+        rc = parse_long(k->def, &v);
+        assert(rc == 0); /* a typo in the key table; config_test.c loads every default */
+        (void)rc;
+        *int_field(cfg, k) = v;
+        break;
+    default:
+        break; /* maps start empty */
+    }
+}
+
+struct cfg *cfg_new_defaults(void)
+{
+    struct cfg *cfg = xcalloc(1, sizeof(*cfg));
+    cfg->pos = xcalloc(NKEYS, sizeof(*cfg->pos));
+    for (size_t i = 0; i < NKEYS; i++) {
+        set_default(cfg, &keys[i]);
+    }
+    return cfg;
+}
+
+struct cfg *cfg_load_doc(const struct yml_doc *doc, struct diag_list *dl)
+{
+    size_t nerr = dl->n;
+    struct cfg *cfg = cfg_new_defaults();
+    cfg->file = xstrdup(doc->file);
+    struct loader ld = {cfg, cfg->file, dl};
+    const struct yml_node *root = doc->root;
+    if (root && root->kind == YML_MAP) {
+        load_map(&ld, root, NULL);
+    } else if (root && !yml_is_null(root)) {
+        diag_add(dl, cfg->file, root->line, root->col,
+                 "the configuration must be a map of keys, not %s", yml_kind_name(root));
+    }
+    resolve_flows_dir(cfg);
+    if (dl->n == nerr) {
+        cfg_validate(cfg, dl);
+    }
+    if (dl->n != nerr) {
+        cfg_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+struct cfg *cfg_load(const char *path, struct diag_list *dl)
+{
+    struct yml_doc *doc = yml_load_file(path, dl);
+    if (!doc) {
+        return NULL;
+    }
+    struct cfg *cfg = cfg_load_doc(doc, dl);
+    yml_doc_free(doc);
+    return cfg;
+}
+
+void cfg_free(struct cfg *cfg)
+{
+    if (!cfg) {
+        return;
+    }
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == KEY_STR) {
+            xfree(*str_field(cfg, &keys[i]));
+        }
+    }
+    for (size_t i = 0; i < cfg->kafka.nproperties; i++) {
+        xfree(cfg->kafka.properties[i].name);
+        xfree(cfg->kafka.properties[i].value);
+    }
+    xfree(cfg->kafka.properties);
+    for (size_t i = 0; i < cfg->kafka.ntopics; i++) {
+        xfree(cfg->kafka.topics[i].flow_ref);
+        xfree(cfg->kafka.topics[i].topic);
+    }
+    xfree(cfg->kafka.topics);
+    xfree(cfg->pos);
+    xfree(cfg->file);
+    xfree(cfg);
+}
+
+void cfg_set_str(char **field, const char *value)
+{
+    char *copy = xstrdup(value);
+    xfree(*field);
+    *field = copy;
+}
+
+bool cfg_kafka_embedded(const struct cfg *cfg)
+{
+    const char *b = cfg->kafka.bootstrap_servers;
+    return !b || b[0] == '\0' || strcmp(b, "embedded") == 0;
+}
+
+static const struct cfg_prop *prop_find(const struct cfg *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->kafka.nproperties; i++) {
+        if (strcmp(cfg->kafka.properties[i].name, name) == 0) {
+            return &cfg->kafka.properties[i];
+        }
+    }
+    return NULL;
+}
+
+const char *cfg_kafka_prop(const struct cfg *cfg, const char *name)
+{
+    const struct cfg_prop *p = prop_find(cfg, name);
+    return p ? p->value : NULL;
+}
+
+bool cfg_key_pos(const struct cfg *cfg, const char *name, int *line, int *col)
+{
+    const struct key *k = key_find(name);
+    if (!k || !cfg->pos || cfg->pos[k - keys].line == 0) {
+        return false;
+    }
+    *line = cfg->pos[k - keys].line;
+    *col = cfg->pos[k - keys].col;
+    return true;
+}
+
+size_t cfg_key_count(void)
+{
+    return NKEYS;
+}
+
+const char *cfg_key_name(size_t i)
+{
+    return i < NKEYS ? keys[i].name : NULL;
+}
+
+/* ==== Cross-checks ==== */
+
+/* Adds an error at the position of key `name` when the file set it, else without a position. */
+static void error_at_key(const struct cfg *cfg, struct diag_list *dl, const char *name,
+                         const char *msg)
+{
+    int line = 0;
+    int col = 0;
+    cfg_key_pos(cfg, name, &line, &col);
+    diag_add(dl, cfg->file, line, col, "%s", msg);
+}
+
+static bool ieq_any(const char *v, const char *const *words, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(v, words[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Properties that would break a promise of the bridge, or that have a key of their own. A 200
+ * means the message is on every in-sync replica: that needs acks=all, and the idempotent
+ * producer keeps librdkafka's retries from duplicating or reordering it.
+ */
+static const char *prop_problem(const struct cfg_prop *p)
+{
+    static const char *const yes[] = {"true", "t", "1"};
+    if (strcmp(p->name, "acks") == 0 || strcmp(p->name, "request.required.acks") == 0) {
+        bool all = strcmp(p->value, "all") == 0 || strcmp(p->value, "-1") == 0;
+        return all ? NULL
+                   : "must be \"all\" or \"-1\": a 200 means every in-sync replica has "
+                     "the message";
+    }
+    if (strcmp(p->name, "enable.idempotence") == 0) {
+        return ieq_any(p->value, yes, ARRAY_LEN(yes))
+                   ? NULL
+                   : "must stay true: retries must not duplicate or reorder acknowledged messages";
+    }
+    if (strcmp(p->name, "bootstrap.servers") == 0 || strcmp(p->name, "metadata.broker.list") == 0) {
+        return "is set by kafka.bootstrap_servers; set that instead";
+    }
+    if (strcmp(p->name, "message.timeout.ms") == 0 || strcmp(p->name, "delivery.timeout.ms") == 0) {
+        return "is set by kafka.delivery_timeout_ms; set that instead";
+    }
+    return NULL;
+}
+
+static int check_props(const struct cfg *cfg, struct diag_list *dl)
+{
+    int n = 0;
+    for (size_t i = 0; i < cfg->kafka.nproperties; i++) {
+        const struct cfg_prop *p = &cfg->kafka.properties[i];
+        const char *why = prop_problem(p);
+        if (why) {
+            diag_add(dl, cfg->file, p->line, p->col, "kafka.properties '%s' %s", p->name, why);
+            n++;
+        }
+    }
+    return n;
+}
+
+static int check_body_limit(const struct cfg *cfg, struct diag_list *dl)
+{
+    long mmb = RDKAFKA_MESSAGE_MAX_BYTES;
+    const struct cfg_prop *p = prop_find(cfg, "message.max.bytes");
+    if (p && (parse_long(p->value, &mmb) != 0 || mmb <= 0)) {
+        diag_add(dl, cfg->file, p->line, p->col,
+                 "kafka.properties 'message.max.bytes' must be a positive integer");
+        return 1;
+    }
+    if (cfg->limits.max_body_bytes <= mmb) {
+        return 0;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "'limits.max_body_bytes' (%ld) must not exceed the producer's message.max.bytes "
+             "(%ld%s): a body travels in one Kafka message",
+             cfg->limits.max_body_bytes, mmb, p ? "" : ", librdkafka's default");
+    int line = 0;
+    int col = 0;
+    if (!cfg_key_pos(cfg, "limits.max_body_bytes", &line, &col) && p) {
+        line = p->line;
+        col = p->col;
+    }
+    diag_add(dl, cfg->file, line, col, "%s", msg);
+    return 1;
+}
+
+/*
+ * The request timeout must outlast the delivery timeout, so that every request is answered
+ * from a delivery report (200 or 503) and never abandoned while Kafka may still take it.
+ */
+static int check_timeouts(const struct cfg *cfg, struct diag_list *dl)
+{
+    if (cfg->kafka.delivery_timeout_ms < cfg->limits.request_timeout_ms) {
+        return 0;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "'kafka.delivery_timeout_ms' (%ld) must be less than 'limits.request_timeout_ms' "
+             "(%ld): a request is answered only once Kafka has acknowledged or given up",
+             cfg->kafka.delivery_timeout_ms, cfg->limits.request_timeout_ms);
+    int line = 0;
+    int col = 0;
+    if (cfg_key_pos(cfg, "kafka.delivery_timeout_ms", &line, &col)) {
+        error_at_key(cfg, dl, "kafka.delivery_timeout_ms", msg);
+    } else {
+        error_at_key(cfg, dl, "limits.request_timeout_ms", msg);
+    }
+    return 1;
+}
+
+int cfg_validate(const struct cfg *cfg, struct diag_list *dl)
+{
+    return check_props(cfg, dl) + check_body_limit(cfg, dl) + check_timeouts(cfg, dl);
+}
+
+/* ==== Printing ==== */
+
+static void print_yaml_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            fprintf(out, "\\%c", *s);
+        } else if ((unsigned char)*s < 0x20) {
+            fprintf(out, "\\x%02x", (unsigned char)*s);
+        } else {
+            fputc(*s, out);
+        }
+    }
+    fputc('"', out);
+}
+
+void cfg_print_reference(FILE *out)
+{
+    fprintf(out, "# webhook-bridge configuration: every key with its default value.\n");
+    size_t prev_len = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        size_t slen = section_len(k->name);
+        if (slen && (slen != prev_len || strncmp(keys[i - 1].name, k->name, slen) != 0)) {
+            fprintf(out, "\n%.*s:\n", (int)slen, k->name);
+        } else {
+            fputc('\n', out);
+        }
+        prev_len = slen;
+        const char *indent = slen ? "    " : "";
+        fprintf(out, "%s# %s\n%s%s: ", indent, k->desc, indent, k->name + (slen ? slen + 1 : 0));
+        if (k->type == KEY_STR) {
+            print_yaml_str(out, k->def);
+        } else {
+            fputs(k->def, out);
+        }
+        fputc('\n', out);
+    }
+}
+
+char *cfg_get_text(const struct cfg *cfg, const char *name)
+{
+    const struct key *k = key_find(name);
+    if (!k) {
+        return NULL;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    if (k->type == KEY_STR) {
+        sbuf_append_cstr(&b, *str_field((struct cfg *)cfg, k));
+    } else if (k->type == KEY_INT) {
+        sbuf_appendf(&b, "%ld", *int_field((struct cfg *)cfg, k));
+    } else {
+        bool props = k->type == KEY_PROPS;
+        size_t n = props ? cfg->kafka.nproperties : cfg->kafka.ntopics;
+        sbuf_append_cstr(&b, "{");
+        for (size_t i = 0; i < n; i++) {
+            const char *a = props ? cfg->kafka.properties[i].name : cfg->kafka.topics[i].flow_ref;
+            const char *v = props ? cfg->kafka.properties[i].value : cfg->kafka.topics[i].topic;
+            sbuf_appendf(&b, "%s\"%s\": \"%s\"", i ? ", " : "", a, v);
+        }
+        sbuf_append_cstr(&b, "}");
+    }
+    return b.data;
+}

@@ -1,0 +1,225 @@
+/*
+ * fuzz_pack.c: libFuzzer target for pack.c. pack_body must append exactly one msgpack value with
+ * all strings valid UTF-8 and nesting within PACK_MAX_DEPTH; raw valid UTF-8 must come back as
+ * it was; and its JSON verdict and values must match jansson's wherever the two agree on JSON.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+#include "pack.h"
+#include "util.h"
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_pack: check failed at line %d: %s\n", __LINE__, #cond);          \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static bool utf8_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = util_utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (k == 0) {
+            return false;
+        }
+        i += k;
+    }
+    return true;
+}
+
+/* The rules for what pack writes: the types it uses, valid strings, bounded nesting. */
+static void check_value(const msgpack_object *o, int depth)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        CHECK(utf8_ok(o->via.str.ptr, o->via.str.size));
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        CHECK(depth < PACK_MAX_DEPTH);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            check_value(&o->via.array.ptr[i], depth + 1);
+        }
+        break;
+    case MSGPACK_OBJECT_MAP:
+        CHECK(depth < PACK_MAX_DEPTH);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            CHECK(o->via.map.ptr[i].key.type == MSGPACK_OBJECT_STR);
+            check_value(&o->via.map.ptr[i].key, depth + 1);
+            check_value(&o->via.map.ptr[i].val, depth + 1);
+        }
+        break;
+    case MSGPACK_OBJECT_NIL:
+    case MSGPACK_OBJECT_BOOLEAN:
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+    case MSGPACK_OBJECT_FLOAT64:
+        break;
+    default:
+        CHECK(!"unexpected msgpack type");
+    }
+}
+
+/* ==== Cross-check with jansson ==== */
+
+static bool same(const msgpack_object *o, const json_t *j);
+
+static bool same_map(const msgpack_object *o, const json_t *j)
+{
+    size_t distinct = 0;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_str *k = &o->via.map.ptr[i].key.via.str;
+        bool later = false;
+        for (uint32_t l = i + 1; l < o->via.map.size && !later; l++) {
+            const msgpack_object_str *k2 = &o->via.map.ptr[l].key.via.str;
+            later = k2->size == k->size && memcmp(k2->ptr, k->ptr, k->size) == 0;
+        }
+        if (later) {
+            continue; /* jansson, like Jackson, keeps the last duplicate */
+        }
+        distinct++;
+        /* msgpack-c gives an empty string a NULL pointer, which jansson refuses. */
+        const json_t *v = json_object_getn(j, k->size ? k->ptr : "", k->size);
+        if (!v || !same(&o->via.map.ptr[i].val, v)) {
+            return false;
+        }
+    }
+    return distinct == json_object_size(j);
+}
+
+static bool same(const msgpack_object *o, const json_t *j)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return json_is_null(j);
+    case MSGPACK_OBJECT_BOOLEAN:
+        return json_is_boolean(j) && o->via.boolean == json_is_true(j);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return json_is_integer(j) && (uint64_t)json_integer_value(j) == o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return json_is_integer(j) && json_integer_value(j) == o->via.i64;
+    case MSGPACK_OBJECT_FLOAT64:
+        return json_is_real(j) && json_real_value(j) == o->via.f64;
+    case MSGPACK_OBJECT_STR:
+        return json_is_string(j) && json_string_length(j) == o->via.str.size &&
+               (o->via.str.size == 0 ||
+                memcmp(json_string_value(j), o->via.str.ptr, o->via.str.size) == 0);
+    case MSGPACK_OBJECT_ARRAY:
+        if (!json_is_array(j) || json_array_size(j) != o->via.array.size) {
+            return false;
+        }
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (!same(&o->via.array.ptr[i], json_array_get(j, i))) {
+                return false;
+            }
+        }
+        return true;
+    case MSGPACK_OBJECT_MAP:
+        return json_is_object(j) && same_map(o, j);
+    default:
+        return false;
+    }
+}
+
+static int json_depth(json_t *j)
+{
+    int d = 0;
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            int sub = json_depth(json_array_get(j, i));
+            d = sub > d ? sub : d;
+        }
+        return d + 1;
+    }
+    if (json_is_object(j)) {
+        for (void *it = json_object_iter(j); it; it = json_object_iter_next(j, it)) {
+            int sub = json_depth(json_object_iter_value(it));
+            d = sub > d ? sub : d;
+        }
+        return d + 1;
+    }
+    return 0;
+}
+
+/* A run of number characters longer than pack's limit (jansson has none). */
+static bool long_number(const uint8_t *data, size_t size)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < size; i++) {
+        run = strchr("0123456789.eE+-", data[i]) && data[i] ? run + 1 : 0;
+        if (run > PACK_MAX_NUMBER_LEN) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Where jansson and Jackson (pack) differ on purpose: jansson rejects integers beyond 64 bits
+ * and reals beyond double (Jackson: BigInteger, Infinity), lone surrogates (Jackson keeps them,
+ * pack writes U+FFFD) and NUL in keys; pack refuses nesting and numbers past Jackson's limits.
+ * And jansson's reader skips raw NUL bytes outside strings (it uses NUL as its own "refill"
+ * mark), where Jackson and pack stop.
+ */
+static void cross_check(const uint8_t *data, size_t size, const msgpack_object *o, bool json)
+{
+    json_error_t err;
+    json_t *j = json_loadb((const char *)data, size, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &err);
+    if (json && !j) {
+        enum json_error_code code = json_error_code(&err);
+        CHECK(code == json_error_numeric_overflow || code == json_error_null_byte_in_key ||
+              strncmp(err.text, "invalid Unicode", 15) == 0);
+    } else if (!json && j) {
+        CHECK(json_depth(j) > PACK_MAX_DEPTH || long_number(data, size) ||
+              memchr(data, 0, size) != NULL);
+    } else if (json && j) {
+        CHECK(same(o, j));
+    }
+    json_decref(j);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct pack_parser *pp;
+    if (!pp) {
+        pp = pack_parser_new();
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_write(&sb, "\xc0", 1); /* pack_body appends: this byte must survive */
+    enum pack_body_kind kind = pack_body(pp, (const char *)data, size, &sb);
+    CHECK(sb.data[0] == '\xc0');
+
+    msgpack_unpacked u;
+    size_t off = 1;
+    msgpack_unpacked_init(&u);
+    CHECK(msgpack_unpack_next(&u, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS);
+    CHECK(off == sb.size);
+    check_value(&u.data, 0);
+    const msgpack_object *o = &u.data;
+    switch (kind) {
+    case PACK_BODY_OBJECT:
+        CHECK(o->type == MSGPACK_OBJECT_MAP);
+        break;
+    case PACK_BODY_ARRAY:
+        CHECK(o->type == MSGPACK_OBJECT_ARRAY);
+        break;
+    case PACK_BODY_STRING:
+        CHECK(o->type == MSGPACK_OBJECT_STR);
+        if (utf8_ok((const char *)data, size)) {
+            CHECK(o->via.str.size == size);
+            CHECK(size == 0 || memcmp(o->via.str.ptr, data, size) == 0);
+        }
+        break;
+    }
+    cross_check(data, size, o, kind != PACK_BODY_STRING);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+    return 0;
+}

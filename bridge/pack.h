@@ -1,0 +1,99 @@
+/*
+ * pack.h: request text → msgpack, by Kestra's trigger-output rules: the body parsed as a JSON
+ * object, else a JSON array, else kept as the raw string; every string valid UTF-8.
+ * Pure functions over buffers: no I/O, no libevent, no Kafka.
+ */
+#ifndef BRIDGE_PACK_H
+#define BRIDGE_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <msgpack.h>
+
+/**
+ * Deepest nesting of maps and arrays pack_json accepts, counting the body's own map or array.
+ * A deeper body is not JSON for pack_json, so pack_body keeps it as the raw string. The limit is
+ * proto.h's PROTO_MAX_BODY_DEPTH: msgpack-c's unpacker refuses anything nested more than 32
+ * deep, and the body sits at level 4 of a message (pack_test.c checks that the two agree).
+ * Jackson's own limit (StreamReadConstraints, 2.15 and later) is 1000, so bodies nested 30 to
+ * 1000 deep are objects or arrays in Kestra and strings here.
+ */
+#define PACK_MAX_DEPTH 29
+
+/**
+ * Longest number literal, in bytes, pack_json accepts: Jackson's default maximum number length
+ * (StreamReadConstraints, 2.15 and later). A longer number makes Jackson fail, and so the body
+ * stays a raw string.
+ */
+#define PACK_MAX_NUMBER_LEN 1000
+
+/** What pack_body wrote. */
+enum pack_body_kind {
+    PACK_BODY_OBJECT, /* a msgpack map */
+    PACK_BODY_ARRAY,  /* a msgpack array */
+    PACK_BODY_STRING, /* a msgpack str holding the raw text */
+};
+
+/**
+ * Reusable parser state (jsmn's token buffer and a C locale for strtod). One per thread; reuse
+ * it across requests so the request path does not allocate. A body that needs more than 8192
+ * tokens (160 KB) grows the buffer for that call only: the extra memory is released before
+ * pack_json returns, so one huge body does not stay pinned.
+ *
+ * pack_parser_new() never returns NULL (it aborts when out of memory, like xmalloc).
+ * pack_parser_free(NULL) is a no-op.
+ */
+struct pack_parser;
+
+struct pack_parser *pack_parser_new(void);
+void pack_parser_free(struct pack_parser *pp);
+
+/** Bytes of buffer the parser keeps between calls (for tests and memory metrics). */
+size_t pack_parser_retained(const struct pack_parser *pp);
+
+/**
+ * Appends Kestra's `trigger.body` value for `len` bytes of body text to `sb` (len > 0; an empty
+ * body is "absent" and is the caller's case). If the whole text, ignoring trailing text after the
+ * first complete value as Jackson does, is a JSON object or array, its msgpack form is written:
+ * integers that fit 64 bits as msgpack integers, every other number as float64, strings unescaped,
+ * key order and duplicate keys as sent, nulls kept. Otherwise the raw text is written as a str.
+ * Never fails; returns what it wrote.
+ *
+ * Details, as Kestra 0.20 / 1.x with Jackson defaults behave:
+ * - Only a text whose first non-whitespace byte is '{' or '[' can be JSON. Scalars at the top
+ *   level ("x", 42, true, null), empty and whitespace-only texts stay raw strings.
+ * - `{"a":1} x`, `[1,2] x` and `{"a":1}{"b":2}` give the first value; a truncated or otherwise
+ *   invalid first value (`{"a":1`) leaves the whole text a raw string.
+ * - Duplicate keys are all kept, in order, in the msgpack map. Jackson keeps the last one, so a
+ *   reader that builds a dictionary must let later keys overwrite earlier ones.
+ * - Integers from -2^63 to 2^64-1 become msgpack ints (`-0` is 0); any number with a fraction
+ *   or an exponent, and any larger integer, becomes a float64 (1e400 is +inf, as in Java).
+ * - \uXXXX escapes are decoded, surrogate pairs included; a lone surrogate becomes U+FFFD.
+ *   Raw control characters and invalid UTF-8 inside the JSON text make it not JSON.
+ * - Limits: PACK_MAX_DEPTH, PACK_MAX_NUMBER_LEN, and texts over INT_MAX bytes are not JSON.
+ *
+ * The text is borrowed and need not be NUL-terminated. Aborts, like xmalloc, only when `sb`
+ * cannot grow (out of memory).
+ */
+enum pack_body_kind pack_body(struct pack_parser *pp, const char *text, size_t len,
+                              msgpack_sbuffer *sb);
+
+/**
+ * Tries only the JSON part of pack_body: on success appends the value and returns true; on failure
+ * leaves `sb` exactly as it was (same size and contents) and returns false.
+ */
+bool pack_json(struct pack_parser *pp, const char *text, size_t len, msgpack_sbuffer *sb);
+
+/**
+ * Packs bytes as a msgpack str, replacing each invalid UTF-8 sequence with U+FFFD (what a Java
+ * String decoder does), so every consumer can decode it as text. "Invalid sequence" means a
+ * maximal subpart in Unicode's sense (chapter 3, "U+FFFD substitution of maximal subparts"): a
+ * truncated sequence such as E2 82 becomes one U+FFFD, a byte that cannot start or continue a
+ * sequence (80, C0, F5, ...) becomes one U+FFFD each. NUL bytes and control characters are kept.
+ * `s` may be NULL when len is 0. Aborts, like xmalloc, when the packer's write callback fails
+ * (an sbuffer's fails only when out of memory).
+ */
+void pack_text(msgpack_packer *pk, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * publish.c: librdkafka producer wired into the libevent loop. Delivery reports arrive on the
+ * main queue; librdkafka writes a byte to our pipe when that queue becomes non-empty, and the
+ * loop serves it. No thread of ours, no sleeps. The only file that includes rdkafka.h.
+ */
+#include "publish.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "log.h"
+#include "proto.h"
+#include "util.h"
+
+struct topic_slot {
+    char *name; /* NULL: empty */
+    rd_kafka_topic_t *rkt;
+};
+
+struct pub {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    rd_kafka_t *mock_rk;
+    rd_kafka_mock_cluster_t *mcluster;
+    char *mock_bootstrap;
+    int pipefd[2];
+    struct event *ev_read;
+    struct event *ev_tick;
+    pub_delivery_fn cb;
+    size_t in_flight;
+    struct topic_slot *topics;
+    size_t topics_mask;
+    size_t ntopics;
+};
+
+/* ==== Configuration ==== */
+
+static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                    size_t errsz)
+{
+    char rkerr[256];
+    if (rd_kafka_conf_set(conf, name, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errsz, "kafka property %s: %s", name, rkerr);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Producer defaults. acks=all and idempotence are the "200 means acknowledged by every in-sync
+ * replica" promise (config.c refuses overrides). linger.ms=1 instead of librdkafka's 5: a request
+ * waits for its ack, so batching delay is answer latency; under load batches still form while
+ * earlier ones are in flight. message.timeout.ms bounds every answer below the HTTP deadline.
+ */
+static int apply_defaults(rd_kafka_conf_t *conf, const struct cfg *cfg, const char *bootstrap,
+                          char *err, size_t errsz)
+{
+    char timeout[32];
+    snprintf(timeout, sizeof(timeout), "%ld", cfg->kafka.delivery_timeout_ms);
+    const char *defaults[][2] = {
+        {"bootstrap.servers", bootstrap},
+        {"acks", "all"},
+        {"enable.idempotence", "true"},
+        {"partitioner", "murmur2_random"},
+        {"linger.ms", "1"},
+        {"socket.nagle.disable", "true"},
+        {"message.timeout.ms", timeout},
+        {"log.connection.close", "false"},
+        {"client.id", "webhook-bridge"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(defaults); i++) {
+        if (set_prop(conf, defaults[i][0], defaults[i][1], err, errsz) < 0) {
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < cfg->kafka.nproperties; i++) {
+        const struct cfg_prop *p = &cfg->kafka.properties[i];
+        if (set_prop(conf, p->name, p->value, err, errsz) < 0) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* ==== Callbacks (loop thread, from rd_kafka_poll) ==== */
+
+static enum pub_result classify(rd_kafka_resp_err_t e)
+{
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return PUB_DELIVERED;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return PUB_TOO_LARGE;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+        return PUB_TOPIC_FAILED;
+    default:
+        return PUB_FAILED;
+    }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    struct pub *p = opaque;
+    (void)rk;
+    p->in_flight--;
+    p->cb(rkm->_private, classify(rkm->err), rd_kafka_err2str(rkm->err));
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    char code[64];
+    snprintf(code, sizeof(code), "%s", rd_kafka_err2name((rd_kafka_resp_err_t)err));
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        log_kv(LOG_ERROR, "kafka fatal error", "error", code, "reason", fatal, NULL);
+        return;
+    }
+    log_kv(LOG_WARN, "kafka error", "error", code, "reason", reason, NULL);
+}
+
+/* librdkafka threads call this; log.c writes each line with one write(2), so it is safe. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    enum log_level lvl = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO
+                                                                                     : LOG_DEBUG;
+    log_kv(lvl, "kafka", "facility", fac, "detail", buf, NULL);
+}
+
+/* ==== Loop wiring ==== */
+
+void pub_poll(struct pub *p)
+{
+    while (rd_kafka_poll(p->rk, 0) > 0) {
+    }
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    char drain[256];
+    (void)what;
+    while (read(fd, drain, sizeof(drain)) > 0) {
+    }
+    pub_poll(arg);
+}
+
+/* A slow tick serves statistics and error events even when no delivery report is due. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pub_poll(arg);
+}
+
+static int wire_loop(struct pub *p, struct event_base *base, char *err, size_t errsz)
+{
+    if (pipe2(p->pipefd, O_NONBLOCK | O_CLOEXEC) < 0) {
+        snprintf(err, errsz, "pipe: %s", strerror(errno));
+        return -errno;
+    }
+    p->mainq = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(p->mainq, p->pipefd[1], "1", 1);
+    p->ev_read = event_new(base, p->pipefd[0], EV_READ | EV_PERSIST, on_readable, p);
+    p->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, p);
+    struct timeval tick = {1, 0};
+    if (!p->ev_read || !p->ev_tick || event_add(p->ev_read, NULL) < 0 ||
+        event_add(p->ev_tick, &tick) < 0) {
+        snprintf(err, errsz, "cannot register Kafka events with the loop");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ==== Embedded mock cluster ==== */
+
+static int start_embedded(struct pub *p, char *err, size_t errsz)
+{
+    char rkerr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    /* This handle only hosts the cluster; its "no bootstrap.servers" notice is noise. */
+    rd_kafka_conf_set(conf, "log_level", "3", rkerr, sizeof(rkerr));
+    p->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    if (!p->mock_rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errsz, "embedded Kafka: %s", rkerr);
+        return -EIO;
+    }
+    p->mcluster = rd_kafka_mock_cluster_new(p->mock_rk, 1);
+    if (!p->mcluster) {
+        snprintf(err, errsz, "embedded Kafka: cannot start the mock cluster");
+        return -EIO;
+    }
+    p->mock_bootstrap = xstrdup(rd_kafka_mock_cluster_bootstraps(p->mcluster));
+    log_kv(LOG_WARN,
+           "EMBEDDED KAFKA: in-memory mock cluster, NOT DURABLE: every message is lost when "
+           "the bridge stops; set kafka.bootstrap_servers for production",
+           "bootstrap", p->mock_bootstrap, NULL);
+    return 0;
+}
+
+struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery_fn cb,
+                    char *err, size_t errsz)
+{
+    struct pub *p = xcalloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = NULL;
+    char rkerr[256];
+    p->pipefd[0] = p->pipefd[1] = -1;
+    p->cb = cb;
+    p->topics_mask = 63;
+    p->topics = xcalloc(p->topics_mask + 1, sizeof(*p->topics));
+
+    if (cfg_kafka_embedded(cfg) && start_embedded(p, err, errsz) < 0) {
+        goto out;
+    }
+    conf = rd_kafka_conf_new();
+    const char *bootstrap = p->mock_bootstrap ? p->mock_bootstrap : cfg->kafka.bootstrap_servers;
+    if (apply_defaults(conf, cfg, bootstrap, err, errsz) < 0) {
+        goto out;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    if (!p->rk) {
+        snprintf(err, errsz, "kafka producer: %s", rkerr);
+        goto out;
+    }
+    conf = NULL; /* owned by rk now */
+    if (wire_loop(p, base, err, errsz) < 0) {
+        goto out;
+    }
+    return p;
+out:
+    if (conf) {
+        rd_kafka_conf_destroy(conf);
+    }
+    pub_free(p);
+    return NULL;
+}
+
+/* ==== Sending ==== */
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    while (*s) {
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static void grow_topics(struct pub *p)
+{
+    struct topic_slot *old = p->topics;
+    size_t oldcap = p->topics_mask + 1;
+    p->topics_mask = oldcap * 2 - 1;
+    p->topics = xcalloc(oldcap * 2, sizeof(*p->topics));
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i].name) {
+            size_t s = hash_name(old[i].name) & p->topics_mask;
+            while (p->topics[s].name) {
+                s = (s + 1) & p->topics_mask;
+            }
+            p->topics[s] = old[i];
+        }
+    }
+    xfree(old);
+}
+
+/* Topic handles are created once per name and kept: a lookup per message would cost a lock. */
+static rd_kafka_topic_t *topic_handle(struct pub *p, const char *name)
+{
+    size_t s = hash_name(name) & p->topics_mask;
+    while (p->topics[s].name) {
+        if (strcmp(p->topics[s].name, name) == 0) {
+            return p->topics[s].rkt;
+        }
+        s = (s + 1) & p->topics_mask;
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, name, NULL);
+    if (!rkt) {
+        return NULL;
+    }
+    p->topics[s].name = xstrdup(name);
+    p->topics[s].rkt = rkt;
+    if (++p->ntopics * 2 > p->topics_mask) {
+        grow_topics(p);
+    }
+    return rkt;
+}
+
+int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, void *payload,
+             size_t len, void *opaque)
+{
+    rd_kafka_topic_t *rkt = topic_handle(p, topic);
+    if (!rkt) {
+        return -EIO;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+        RD_KAFKA_V_VALUE(payload, len), RD_KAFKA_V_KEY(key, keylen),
+        RD_KAFKA_V_HEADER(PROTO_HEADER_CONTENT_TYPE, PROTO_CONTENT_TYPE, -1),
+        RD_KAFKA_V_HEADER(PROTO_HEADER_EXECUTION_ID, key, (ssize_t)keylen), RD_KAFKA_V_OPAQUE(opaque),
+        RD_KAFKA_V_END);
+    switch (e) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        p->in_flight++;
+        return 0;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        return -ENOBUFS;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        return -EMSGSIZE;
+    default:
+        log_kv(LOG_ERROR, "kafka produce failed", "topic", topic, "error", rd_kafka_err2name(e),
+               NULL);
+        return -EIO;
+    }
+}
+
+size_t pub_in_flight(const struct pub *p)
+{
+    return p->in_flight;
+}
+
+size_t pub_flush(struct pub *p, int timeout_ms)
+{
+    long long deadline = util_now_us() + (long long)timeout_ms * 1000;
+    while (p->in_flight > 0 && util_now_us() < deadline) {
+        rd_kafka_poll(p->rk, 50);
+    }
+    return p->in_flight;
+}
+
+const char *pub_embedded_bootstrap(const struct pub *p)
+{
+    return p->mock_bootstrap;
+}
+
+void pub_free(struct pub *p)
+{
+    if (!p) {
+        return;
+    }
+    if (p->rk) {
+        /* Anything still queued is reported as failed, so every request gets its answer. */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        pub_flush(p, 1000);
+    }
+    for (size_t i = 0; i <= p->topics_mask; i++) {
+        if (p->topics[i].name) {
+            rd_kafka_topic_destroy(p->topics[i].rkt);
+            xfree(p->topics[i].name);
+        }
+    }
+    xfree(p->topics);
+    if (p->ev_read) {
+        event_free(p->ev_read);
+    }
+    if (p->ev_tick) {
+        event_free(p->ev_tick);
+    }
+    if (p->mainq) {
+        rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
+        rd_kafka_queue_destroy(p->mainq);
+    }
+    if (p->rk) {
+        rd_kafka_destroy(p->rk);
+    }
+    if (p->mcluster) {
+        rd_kafka_mock_cluster_destroy(p->mcluster);
+    }
+    if (p->mock_rk) {
+        rd_kafka_destroy(p->mock_rk);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (p->pipefd[i] >= 0) {
+            close(p->pipefd[i]);
+        }
+    }
+    xfree(p->mock_bootstrap);
+    xfree(p);
+}

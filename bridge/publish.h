@@ -1,0 +1,64 @@
+/*
+ * publish.h: the Kafka producer. Sends encoded messages and reports each delivery back through a
+ * callback on the libevent loop's thread. The only file that includes rdkafka.h.
+ */
+#ifndef BRIDGE_PUBLISH_H
+#define BRIDGE_PUBLISH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct event_base;
+
+/** Delivery outcome of one message. */
+enum pub_result {
+    PUB_DELIVERED = 0,
+    PUB_FAILED,       /* retriable: timed out, broker down, not enough replicas */
+    PUB_TOO_LARGE,    /* the broker or the producer refused the size */
+    PUB_TOPIC_FAILED, /* permanent: unknown topic, authorization */
+};
+
+/**
+ * Called once per message sent with pub_send, from the event loop's thread (inside the loop's
+ * dispatch), with the opaque given to pub_send. `reason` is librdkafka's text (static).
+ */
+typedef void (*pub_delivery_fn)(void *opaque, enum pub_result result, const char *reason);
+
+struct pub;
+
+/**
+ * Creates the producer (acks=all, idempotent, murmur2_random, settings from cfg). With an
+ * embedded bootstrap list it first starts librdkafka's mock cluster in this process. Delivery
+ * reports are served from `base` through librdkafka's queue I/O event: no thread of ours polls.
+ * Returns NULL with a message in err on failure.
+ */
+struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery_fn cb,
+                    char *err, size_t errsz);
+
+/**
+ * Sends `len` bytes of payload to topic with Kafka key `key` and the format headers. On success
+ * (0) the producer takes ownership of payload (it must come from malloc) and cb will be called
+ * exactly once with opaque. On failure payload still belongs to the caller and cb is not called:
+ * -ENOBUFS when the local queue is full, -EMSGSIZE when the message is too large, -EIO otherwise.
+ */
+int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, void *payload,
+             size_t len, void *opaque);
+
+/** Messages handed to pub_send whose delivery report has not been served yet. */
+size_t pub_in_flight(const struct pub *p);
+
+/** Serves delivery reports without waiting. */
+void pub_poll(struct pub *p);
+
+/** Waits up to timeout_ms for every outstanding delivery report (serving them); returns how many remain. */
+size_t pub_flush(struct pub *p, int timeout_ms);
+
+/** The embedded mock cluster's bootstrap list, or NULL when using a real cluster. */
+const char *pub_embedded_bootstrap(const struct pub *p);
+
+/** Destroys the producer; outstanding messages are purged and reported as failed first. */
+void pub_free(struct pub *p);
+
+#endif

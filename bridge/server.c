@@ -1,0 +1,377 @@
+/*
+ * server.c: evhttp glue. Turns an evhttp request into a hook_input, sends accepted messages
+ * through publish.c and answers when the delivery report arrives. Holds no Kestra rules
+ * (webhook.c) and no Kafka calls (publish.c).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "log.h"
+
+struct srv {
+    struct event_base *base;
+    struct evhttp *http;
+    struct evconnlistener *listener;
+    struct evhttp_bound_socket *bound;
+    const struct cfg *cfg;
+    struct hook_ctx *hook;
+    struct pub *pub;
+    size_t in_flight;
+    bool draining;
+    void (*on_drained)(void *arg);
+    void *drained_arg;
+    struct hook_header *hdrs; /* reused per request */
+    size_t hdrs_cap;
+    struct sbuf out;          /* reused answer body */
+    char addr[80];
+};
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+    switch (cmd) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "UNKNOWN";
+}
+
+/* ==== Answers ==== */
+
+static void send_answer(struct srv *s, struct evhttp_request *req, enum hook_verdict v,
+                        const struct hook_req *hr)
+{
+    const struct hook_answer *a = hook_answer(v);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    sbuf_reset(&s->out);
+    if (v == HOOK_DELIVERED) {
+        hook_success_body(hr, s->cfg->tenant, &s->out);
+    } else if (a->message) {
+        sbuf_append_cstr(&s->out, "{\"message\":");
+        sbuf_append_json_str(&s->out, a->message, strlen(a->message));
+        sbuf_append_cstr(&s->out, "}");
+    }
+    if (s->out.len > 0) {
+        evhttp_add_header(oh, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), s->out.data, s->out.len);
+    }
+    if (a->retry_after) {
+        evhttp_add_header(oh, "Retry-After", "1");
+    }
+    if (v == HOOK_METHOD_NOT_ALLOWED) {
+        evhttp_add_header(oh, "Allow", "GET, POST, PUT");
+    }
+    if (s->draining) {
+        evhttp_add_header(oh, "Connection", "close");
+    }
+    evhttp_send_reply(req, a->status, a->reason, NULL);
+}
+
+/* ==== Requests ==== */
+
+static void collect_headers(struct srv *s, struct evhttp_request *req, struct hook_input *in)
+{
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    struct evkeyval *kv;
+    size_t n = 0;
+    TAILQ_FOREACH(kv, ih, next)
+    {
+        if (n == s->hdrs_cap) {
+            s->hdrs_cap = s->hdrs_cap ? s->hdrs_cap * 2 : 32;
+            s->hdrs = xrealloc(s->hdrs, s->hdrs_cap * sizeof(*s->hdrs));
+        }
+        s->hdrs[n].name = strv_of(kv->key);
+        s->hdrs[n].value = strv_of(kv->value);
+        n++;
+    }
+    in->headers = s->hdrs;
+    in->nheaders = n;
+}
+
+static void fill_input(struct srv *s, struct evhttp_request *req, struct hook_input *in,
+                       char **peer)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = evhttp_uri_get_query(uri);
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t blen = evbuffer_get_length(body);
+    ev_uint16_t port;
+
+    in->method = strv_of(method_name(evhttp_request_get_command(req)));
+    in->path = strv_of(evhttp_uri_get_path(uri));
+    in->query = query ? strv_of(query) : (struct strv){NULL, 0};
+    collect_headers(s, req, in);
+    in->body = (struct strv){blen ? (const char *)evbuffer_pullup(body, -1) : "", blen};
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), peer, &port);
+    in->remote_addr = *peer;
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct hook_req *hr = arg;
+    (void)evcon;
+    /* libevent frees the request with the connection: never touch it again. */
+    hr->conn = NULL;
+}
+
+static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
+{
+    size_t len = hr->msg.size;
+    char *payload = msgpack_sbuffer_release(&hr->msg);
+    int rc = pub_send(s->pub, hr->trigger->flow->topic, hr->id, HOOK_ID_LEN, payload, len, hr);
+    if (rc < 0) {
+        free(payload);
+        send_answer(s, req, rc == -ENOBUFS ? HOOK_QUEUE_FULL
+                            : rc == -EMSGSIZE ? HOOK_TOO_LARGE
+                                              : HOOK_INTERNAL,
+                    hr);
+        hook_req_free(hr);
+        return;
+    }
+    hr->conn = req;
+    hr->owner = s;
+    s->in_flight++;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_conn_close, hr);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct srv *s = arg;
+    struct hook_input in;
+    char *peer = NULL;
+
+    if (s->draining) {
+        send_answer(s, req, HOOK_SHUTTING_DOWN, NULL);
+        return;
+    }
+    struct hook_req *hr = hook_req_new();
+    hr->start_us = util_now_us();
+    fill_input(s, req, &in, &peer);
+    enum hook_verdict v = hook_process(s->hook, &in, hr);
+    if (v != HOOK_ACCEPTED) {
+        if (log_enabled(LOG_DEBUG)) {
+            char status[8];
+            snprintf(status, sizeof(status), "%d", hook_answer(v)->status);
+            log_kv(LOG_DEBUG, "request", "status", status, "method", in.method.ptr, NULL);
+        }
+        send_answer(s, req, v, hr);
+        hook_req_free(hr);
+        return;
+    }
+    publish(s, req, hr);
+}
+
+static void log_outcome(const struct hook_req *hr, int status, const char *reason)
+{
+    enum log_level lvl = status >= 500 ? LOG_WARN : LOG_DEBUG;
+    if (!log_enabled(lvl)) {
+        return;
+    }
+    char st[8], lat[32];
+    snprintf(st, sizeof(st), "%d", status);
+    snprintf(lat, sizeof(lat), "%.3f", (double)(util_now_us() - hr->start_us) / 1000.0);
+    log_kv(lvl, hr->conn ? "request" : "request (client gone before the answer)", "namespace",
+           hr->trigger->flow->ns, "flow", hr->trigger->flow->id, "execution", hr->id, "status",
+           st, "latency_ms", lat, "kafka", reason, NULL);
+}
+
+void srv_on_delivery(void *opaque, enum pub_result result, const char *reason)
+{
+    struct hook_req *hr = opaque;
+    struct srv *s = hr->owner;
+    static const enum hook_verdict verdicts[] = {
+        [PUB_DELIVERED] = HOOK_DELIVERED,
+        [PUB_FAILED] = HOOK_DELIVERY_FAILED,
+        [PUB_TOO_LARGE] = HOOK_TOO_LARGE,
+        [PUB_TOPIC_FAILED] = HOOK_TOPIC_FAILED,
+    };
+    enum hook_verdict v = verdicts[result];
+    log_outcome(hr, hook_answer(v)->status, reason);
+    if (hr->conn) {
+        struct evhttp_request *req = hr->conn;
+        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+        send_answer(s, req, v, hr);
+    }
+    hook_req_free(hr);
+    s->in_flight--;
+    if (s->draining && s->in_flight == 0 && s->on_drained) {
+        s->on_drained(s->drained_arg);
+    }
+}
+
+/* ==== Set-up ==== */
+
+/*
+ * Resolves "HOST:PORT" or "[V6]:PORT" (port 0 allowed: the kernel picks one, tests read it back).
+ * libevent's own parser refuses port 0, hence getaddrinfo.
+ */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *sslen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || colon[1] == '\0') {
+        return -EINVAL;
+    }
+    char host[256];
+    size_t hlen = (size_t)(colon - listen);
+    if (listen[0] == '[' && hlen >= 2 && listen[hlen - 1] == ']') {
+        listen++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof(host)) {
+        return -EINVAL;
+    }
+    memcpy(host, listen, hlen);
+    host[hlen] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) {
+        return -EINVAL;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = (int)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int bind_listener(struct srv *s, char *err, size_t errsz)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (parse_listen(s->cfg->listen, &ss, &sslen) < 0) {
+        snprintf(err, errsz, "listen: cannot parse address '%s' (want HOST:PORT)", s->cfg->listen);
+        return -EINVAL;
+    }
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                     LEV_OPT_REUSEABLE_PORT;
+    s->listener = evconnlistener_new_bind(s->base, NULL, NULL, flags, 1024,
+                                          (struct sockaddr *)&ss, sslen);
+    if (!s->listener) {
+        snprintf(err, errsz, "listen on %s: %s", s->cfg->listen, strerror(errno));
+        return -errno;
+    }
+    s->bound = evhttp_bind_listener(s->http, s->listener);
+    if (!s->bound) {
+        snprintf(err, errsz, "listen on %s: evhttp refused the listener", s->cfg->listen);
+        return -EIO;
+    }
+    struct sockaddr_storage got;
+    socklen_t gotlen = sizeof(got);
+    char host[64];
+    getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&got, &gotlen);
+    int port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                               : ((struct sockaddr_in *)&got)->sin_port);
+    const void *ip = got.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&got)->sin6_addr
+                                               : (void *)&((struct sockaddr_in *)&got)->sin_addr;
+    evutil_inet_ntop(got.ss_family, ip, host, sizeof(host));
+    snprintf(s->addr, sizeof(s->addr), got.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
+             port);
+    return 0;
+}
+
+struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_ctx *hook,
+                    char *err, size_t errsz)
+{
+    struct srv *s = xcalloc(1, sizeof(*s));
+    s->base = base;
+    s->cfg = cfg;
+    s->hook = hook;
+    sbuf_init(&s->out);
+    s->http = evhttp_new(base);
+    if (!s->http) {
+        snprintf(err, errsz, "evhttp_new failed");
+        goto out;
+    }
+    /* Every method reaches on_request, so webhook.c answers 405 with an Allow header itself. */
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->limits.max_body_bytes);
+    evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->limits.max_header_bytes);
+    struct timeval tv = {cfg->limits.request_timeout_ms / 1000,
+                         (cfg->limits.request_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(s->http, &tv);
+    evhttp_set_gencb(s->http, on_request, s);
+    if (bind_listener(s, err, errsz) < 0) {
+        goto out;
+    }
+    return s;
+out:
+    srv_free(s);
+    return NULL;
+}
+
+void srv_set_pub(struct srv *s, struct pub *pub)
+{
+    s->pub = pub;
+}
+
+const char *srv_address(const struct srv *s)
+{
+    return s->addr;
+}
+
+size_t srv_in_flight(const struct srv *s)
+{
+    return s->in_flight;
+}
+
+void srv_drain(struct srv *s, void (*on_drained)(void *arg), void *arg)
+{
+    s->draining = true;
+    s->on_drained = on_drained;
+    s->drained_arg = arg;
+    if (s->bound) {
+        evhttp_del_accept_socket(s->http, s->bound);
+        s->bound = NULL;
+        s->listener = NULL; /* freed with the bound socket */
+    }
+    if (s->in_flight == 0 && on_drained) {
+        on_drained(arg);
+    }
+}
+
+void srv_free(struct srv *s)
+{
+    if (!s) {
+        return;
+    }
+    if (s->http) {
+        evhttp_free(s->http);
+    } else if (s->listener) {
+        evconnlistener_free(s->listener);
+    }
+    xfree(s->hdrs);
+    sbuf_deinit(&s->out);
+    xfree(s);
+}

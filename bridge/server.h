@@ -1,0 +1,44 @@
+/*
+ * server.h: the HTTP side: evhttp set-up, listening socket, request → webhook.c → publish.c,
+ * and every answer. The only file that includes event2/http.h.
+ */
+#ifndef BRIDGE_SERVER_H
+#define BRIDGE_SERVER_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "publish.h"
+#include "webhook.h"
+
+struct event_base;
+struct srv;
+
+/**
+ * Binds cfg->listen (SO_REUSEPORT, so several bridges can share a port) and serves webhooks on
+ * base. hook and pub are borrowed and must outlive the server. NULL with err set on failure.
+ */
+struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_ctx *hook,
+                    char *err, size_t errsz);
+
+/** The producer the server sends through; set once, before the loop runs. Borrowed. */
+void srv_set_pub(struct srv *s, struct pub *pub);
+
+/** "HOST:PORT" actually bound (the real port when the config asked for port 0). */
+const char *srv_address(const struct srv *s);
+
+/** The pub_delivery_fn to give pub_new: answers the request behind opaque and frees it. */
+void srv_on_delivery(void *opaque, enum pub_result result, const char *reason);
+
+/**
+ * Stops accepting connections; requests already accepted still get their real outcome. When the
+ * last one is answered, on_drained(arg) runs (at once when none is in flight).
+ */
+void srv_drain(struct srv *s, void (*on_drained)(void *arg), void *arg);
+
+/** Requests accepted and waiting for their delivery report. */
+size_t srv_in_flight(const struct srv *s);
+
+void srv_free(struct srv *s);
+
+#endif

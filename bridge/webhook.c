@@ -1,0 +1,551 @@
+/*
+ * webhook.c: Kestra's webhook rules for one request: route shape, method, key lookup, disabled
+ * checks, then the message (proto/SPEC.md) with headers, parameters and body. No I/O: server.c
+ * hands requests in, publish.c sends what comes out.
+ */
+#include "webhook.h"
+
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "pack.h"
+#include "proto.h"
+
+/* Map key and message texts follow Kestra's ErrorController ("<Reason>: <detail>"). */
+static const struct hook_answer answers[HOOK_VERDICT_COUNT] = {
+    [HOOK_ACCEPTED] = {200, "OK", NULL, false},
+    [HOOK_DELIVERED] = {200, "OK", NULL, false},
+    [HOOK_NOT_FOUND] = {404, "Not Found", "Not Found: Webhook not found", false},
+    [HOOK_BAD_ESCAPE] = {400, "Bad Request", "Bad Request: malformed percent-encoding in the URL",
+                         false},
+    [HOOK_METHOD_NOT_ALLOWED] = {405, "Method Not Allowed",
+                                 "Method Not Allowed: allowed methods are GET, POST and PUT", false},
+    [HOOK_FLOW_DISABLED] = {409, "Conflict", "Conflict: Cannot execute flow: flow is disabled.",
+                            false},
+    [HOOK_TRIGGER_DISABLED] = {409, "Conflict",
+                               "Conflict: Cannot execute flow: the webhook trigger is disabled.",
+                               false},
+    [HOOK_CONDITIONS_FALSE] = {204, "No Content", NULL, false},
+    [HOOK_BAD_FRAMING] = {400, "Bad Request",
+                          "Bad Request: conflicting Content-Length or Transfer-Encoding headers",
+                          false},
+    [HOOK_TOO_LARGE] = {413, "Payload Too Large",
+                        "Payload Too Large: the request body exceeds the configured limit", false},
+    [HOOK_QUEUE_FULL] = {503, "Service Unavailable",
+                         "Service Unavailable: the Kafka producer queue is full, retry later", true},
+    [HOOK_DELIVERY_FAILED] = {503, "Service Unavailable",
+                              "Service Unavailable: Kafka did not acknowledge the message, retry",
+                              true},
+    [HOOK_TOPIC_FAILED] = {500, "Internal Server Error",
+                           "Internal Server Error: Kafka refused the topic", false},
+    [HOOK_SHUTTING_DOWN] = {503, "Service Unavailable", "Service Unavailable: shutting down", true},
+    [HOOK_INTERNAL] = {500, "Internal Server Error", "Internal Server Error", false},
+};
+
+const struct hook_answer *hook_answer(enum hook_verdict v)
+{
+    if ((unsigned)v >= HOOK_VERDICT_COUNT) {
+        v = HOOK_INTERNAL;
+    }
+    return &answers[v];
+}
+
+/* Query pairs reuse the header struct: both are (name, value) pairs grouped the same way. */
+#define kv hook_header
+
+/* One name's values, chained through next[] in arrival order. */
+struct group {
+    size_t first;
+    size_t last;
+    size_t count;
+};
+
+struct hook_ctx {
+    const struct route_table *rt;
+    const char *tenant;
+    struct pack_parser *pp;
+    struct sbuf scratch;       /* decoded path segments and query */
+    struct kv *kvs;            /* query pairs */
+    size_t kvs_cap;
+    struct group *groups;      /* grouping state, reused */
+    size_t *next;
+    size_t *slots;             /* hash slots: group index + 1, 0 = empty */
+    size_t groups_cap;
+    msgpack_sbuffer vars;      /* packed headers then parameters */
+};
+
+struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant)
+{
+    struct hook_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    ctx->rt = rt;
+    ctx->tenant = tenant;
+    ctx->pp = pack_parser_new();
+    sbuf_init(&ctx->scratch);
+    msgpack_sbuffer_init(&ctx->vars);
+    return ctx;
+}
+
+void hook_ctx_free(struct hook_ctx *ctx)
+{
+    if (!ctx) {
+        return;
+    }
+    pack_parser_free(ctx->pp);
+    sbuf_deinit(&ctx->scratch);
+    xfree(ctx->kvs);
+    xfree(ctx->groups);
+    xfree(ctx->next);
+    xfree(ctx->slots);
+    msgpack_sbuffer_destroy(&ctx->vars);
+    xfree(ctx);
+}
+
+void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt)
+{
+    ctx->rt = rt;
+}
+
+struct hook_req *hook_req_new(void)
+{
+    struct hook_req *hr = xcalloc(1, sizeof(*hr));
+    msgpack_sbuffer_init(&hr->msg);
+    return hr;
+}
+
+void hook_req_free(struct hook_req *hr)
+{
+    if (!hr) {
+        return;
+    }
+    msgpack_sbuffer_destroy(&hr->msg);
+    xfree(hr);
+}
+
+/* ==== Execution ids ==== */
+
+static const char base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/* Random bytes come from a pool refilled by getrandom(2), so an id costs no system call. */
+static void random_bytes(unsigned char *out, size_t n)
+{
+    static _Thread_local unsigned char pool[4096];
+    static _Thread_local size_t avail;
+    while (n > 0) {
+        if (avail == 0) {
+            size_t got = 0;
+            while (got < sizeof(pool)) {
+                ssize_t r = getrandom(pool + got, sizeof(pool) - got, 0);
+                if (r <= 0) {
+                    abort(); /* no entropy source: ids would collide; never continue */
+                }
+                got += (size_t)r;
+            }
+            avail = sizeof(pool);
+        }
+        size_t take = n < avail ? n : avail;
+        memcpy(out, pool + sizeof(pool) - avail, take);
+        memset(pool + sizeof(pool) - avail, 0, take);
+        avail -= take;
+        out += take;
+        n -= take;
+    }
+}
+
+void hook_new_id(char out[HOOK_ID_LEN + 1])
+{
+    unsigned char rnd[16];
+    uint32_t limb[4];
+    random_bytes(rnd, sizeof(rnd));
+    /* A version-4 UUID, as Kestra's IdUtils draws one, then base62 with a fixed width. */
+    rnd[6] = (unsigned char)((rnd[6] & 0x0F) | 0x40);
+    rnd[8] = (unsigned char)((rnd[8] & 0x3F) | 0x80);
+    for (int i = 0; i < 4; i++) {
+        limb[i] = (uint32_t)rnd[4 * i] << 24 | (uint32_t)rnd[4 * i + 1] << 16 |
+                  (uint32_t)rnd[4 * i + 2] << 8 | rnd[4 * i + 3];
+    }
+    for (int pos = HOOK_ID_LEN - 1; pos >= 0; pos--) {
+        uint64_t rem = 0;
+        for (int i = 0; i < 4; i++) {
+            uint64_t cur = rem << 32 | limb[i];
+            limb[i] = (uint32_t)(cur / 62);
+            rem = cur % 62;
+        }
+        out[pos] = base62[rem];
+    }
+    out[HOOK_ID_LEN] = '\0';
+}
+
+/* ==== Route shape ==== */
+
+enum { MAX_SEGMENTS = 9 };
+
+struct route_parts {
+    struct strv tenant;
+    struct strv ns;
+    struct strv flow_id;
+    struct strv key;
+};
+
+/*
+ * Splits the raw path on '/' and percent-decodes each segment into ctx->scratch. Returns the
+ * number of segments, -1 for a malformed escape, or MAX_SEGMENTS + 1 when there are too many.
+ */
+static int split_path(struct hook_ctx *ctx, struct strv path, struct strv seg[MAX_SEGMENTS])
+{
+    if (path.len == 0 || path.ptr[0] != '/') {
+        return 0;
+    }
+    sbuf_reset(&ctx->scratch);
+    sbuf_reserve(&ctx->scratch, path.len);
+    char *out = ctx->scratch.data;
+    int n = 0;
+    size_t i = 1;
+    for (;;) {
+        size_t j = i;
+        while (j < path.len && path.ptr[j] != '/') {
+            j++;
+        }
+        if (n == MAX_SEGMENTS) {
+            return MAX_SEGMENTS + 1;
+        }
+        long dl = util_percent_decode((struct strv){path.ptr + i, j - i}, out, false);
+        if (dl < 0) {
+            return -1;
+        }
+        seg[n++] = (struct strv){out, (size_t)dl};
+        out += dl;
+        if (j >= path.len) {
+            return n;
+        }
+        i = j + 1;
+    }
+}
+
+/*
+ * Matches /api/v1/executions/webhook/{ns}/{flowId}/{key} and
+ * /api/v1/{tenant}/executions/webhook/{ns}/{flowId}/{key}. Empty segments (a trailing slash, a
+ * doubled slash) never match, as in Kestra.
+ */
+static bool match_route(const struct strv *seg, int n, const char *tenant, struct route_parts *rp)
+{
+    int base;
+    if (n == 7) {
+        base = 2;
+        rp->tenant = strv_of(tenant);
+    } else if (n == 8) {
+        base = 3;
+        rp->tenant = seg[2];
+    } else {
+        return false;
+    }
+    if (!strv_eq_cstr(seg[0], "api") || !strv_eq_cstr(seg[1], "v1") ||
+        !strv_eq_cstr(seg[base], "executions") || !strv_eq_cstr(seg[base + 1], "webhook")) {
+        return false;
+    }
+    rp->ns = seg[base + 2];
+    rp->flow_id = seg[base + 3];
+    rp->key = seg[base + 4];
+    for (int i = 0; i < n; i++) {
+        if (seg[i].len == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool method_allowed(struct strv m)
+{
+    return strv_eq_cstr(m, "GET") || strv_eq_cstr(m, "POST") || strv_eq_cstr(m, "PUT");
+}
+
+/* Request smuggling guard: one Content-Length at most, and never together with Transfer-Encoding. */
+static bool framing_ok(const struct hook_input *in)
+{
+    int cl = 0, te = 0;
+    for (size_t i = 0; i < in->nheaders; i++) {
+        struct strv name = in->headers[i].name;
+        if (name.len == 14 && strncasecmp(name.ptr, "Content-Length", 14) == 0) {
+            cl++;
+        } else if (name.len == 17 && strncasecmp(name.ptr, "Transfer-Encoding", 17) == 0) {
+            te++;
+        }
+    }
+    return cl <= 1 && !(cl && te);
+}
+
+/* ==== Query string (Netty's QueryStringDecoder rules, Kestra 0.20–1.x) ==== */
+
+static void push_kv(struct hook_ctx *ctx, size_t *n, struct strv name, struct strv value)
+{
+    if (*n == ctx->kvs_cap) {
+        ctx->kvs_cap = ctx->kvs_cap ? ctx->kvs_cap * 2 : 16;
+        ctx->kvs = xrealloc(ctx->kvs, ctx->kvs_cap * sizeof(*ctx->kvs));
+    }
+    ctx->kvs[(*n)++] = (struct kv){name, value};
+}
+
+/*
+ * Decodes one "name[=value]" component into out. A leading '=' is skipped and an empty name is
+ * dropped, as Netty does; a missing value is "". Returns false on a malformed escape.
+ */
+static bool decode_component(struct hook_ctx *ctx, size_t *n, struct strv comp, char **out)
+{
+    size_t s = 0;
+    while (s < comp.len && comp.ptr[s] == '=') {
+        s++;
+    }
+    if (s == comp.len) {
+        return true;
+    }
+    const char *eq = memchr(comp.ptr + s, '=', comp.len - s);
+    size_t name_end = eq ? (size_t)(eq - comp.ptr) : comp.len;
+    struct strv raw_name = {comp.ptr + s, name_end - s};
+    struct strv raw_val = {eq ? eq + 1 : comp.ptr + comp.len, eq ? comp.len - name_end - 1 : 0};
+    long nl = util_percent_decode(raw_name, *out, true);
+    if (nl < 0) {
+        return false;
+    }
+    struct strv name = {*out, (size_t)nl};
+    *out += nl;
+    long vl = util_percent_decode(raw_val, *out, true);
+    if (vl < 0) {
+        return false;
+    }
+    struct strv value = {*out, (size_t)vl};
+    *out += vl;
+    push_kv(ctx, n, name, value);
+    return true;
+}
+
+/* Parses the query into ctx->kvs; the decoded text lives in ctx->scratch after the path. */
+static long parse_query(struct hook_ctx *ctx, struct strv q)
+{
+    size_t n = 0;
+    if (!q.ptr || q.len == 0) {
+        return 0;
+    }
+    sbuf_reset(&ctx->scratch);
+    sbuf_reserve(&ctx->scratch, q.len);
+    char *out = ctx->scratch.data;
+    size_t start = 0;
+    for (size_t i = 0; i <= q.len; i++) {
+        if (i < q.len && q.ptr[i] == '#') {
+            q.len = i;
+        }
+        if (i == q.len || q.ptr[i] == '&' || q.ptr[i] == ';') {
+            if (!decode_component(ctx, &n, (struct strv){q.ptr + start, i - start}, &out)) {
+                return -1;
+            }
+            start = i + 1;
+        }
+    }
+    return (long)n;
+}
+
+/* ==== Grouping name → list of values, first-seen order ==== */
+
+static uint64_t hash_strv(struct strv s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < s.len; i++) {
+        h = (h ^ (unsigned char)s.ptr[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static void grow_groups(struct hook_ctx *ctx, size_t n)
+{
+    if (n <= ctx->groups_cap) {
+        return;
+    }
+    size_t cap = 16;
+    while (cap < n) {
+        cap *= 2;
+    }
+    ctx->groups = xrealloc(ctx->groups, cap * sizeof(*ctx->groups));
+    ctx->next = xrealloc(ctx->next, cap * sizeof(*ctx->next));
+    ctx->slots = xrealloc(ctx->slots, 2 * cap * sizeof(*ctx->slots));
+    ctx->groups_cap = cap;
+}
+
+/* Fills ctx->groups / ctx->next for n pairs; returns the number of distinct names. */
+static size_t group_pairs(struct hook_ctx *ctx, const struct kv *kvs, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    grow_groups(ctx, n);
+    size_t nslots = 2 * ctx->groups_cap;
+    memset(ctx->slots, 0, nslots * sizeof(*ctx->slots));
+    size_t ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t s = hash_strv(kvs[i].name) & (nslots - 1);
+        while (ctx->slots[s] && !strv_eq(kvs[ctx->groups[ctx->slots[s] - 1].first].name,
+                                         kvs[i].name)) {
+            s = (s + 1) & (nslots - 1);
+        }
+        ctx->next[i] = SIZE_MAX;
+        if (!ctx->slots[s]) {
+            ctx->groups[ng] = (struct group){i, i, 1};
+            ctx->slots[s] = ++ng;
+        } else {
+            struct group *g = &ctx->groups[ctx->slots[s] - 1];
+            ctx->next[g->last] = i;
+            g->last = i;
+            g->count++;
+        }
+    }
+    return ng;
+}
+
+static void pack_multimap(struct hook_ctx *ctx, msgpack_packer *pk, const struct kv *kvs, size_t n)
+{
+    size_t ng = group_pairs(ctx, kvs, n);
+    msgpack_pack_map(pk, ng);
+    for (size_t g = 0; g < ng; g++) {
+        const struct group *grp = &ctx->groups[g];
+        pack_text(pk, kvs[grp->first].name.ptr, kvs[grp->first].name.len);
+        msgpack_pack_array(pk, grp->count);
+        for (size_t i = grp->first; i != SIZE_MAX; i = ctx->next[i]) {
+            pack_text(pk, kvs[i].value.ptr, kvs[i].value.len);
+        }
+    }
+}
+
+/* ==== The message ==== */
+
+/* The path as logged and published: the key segment replaced, so it never leaves the bridge. */
+static struct strv masked_path(struct strv raw, struct sbuf *b)
+{
+    const char *slash = raw.ptr + raw.len;
+    while (slash > raw.ptr && slash[-1] != '/') {
+        slash--;
+    }
+    sbuf_reset(b);
+    sbuf_append(b, raw.ptr, (size_t)(slash - raw.ptr));
+    sbuf_append(b, "********", 8);
+    return (struct strv){b->data, b->len};
+}
+
+static struct proto_str pstr(struct strv s)
+{
+    return (struct proto_str){s.ptr, s.len};
+}
+
+static struct proto_str pcstr(const char *s)
+{
+    return (struct proto_str){s, strlen(s)};
+}
+
+/* Packs headers then parameters into ctx->vars; their offsets go to the message fields. */
+static void pack_variables(struct hook_ctx *ctx, const struct hook_input *in, size_t nparams,
+                           struct proto_msg *m)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&ctx->vars);
+    msgpack_packer_init(&pk, &ctx->vars, msgpack_sbuffer_write);
+    pack_multimap(ctx, &pk, in->headers, in->nheaders);
+    size_t hlen = ctx->vars.size;
+    pack_multimap(ctx, &pk, ctx->kvs, nparams);
+    m->headers = (struct proto_str){ctx->vars.data, hlen};
+    m->parameters = (struct proto_str){ctx->vars.data + hlen, ctx->vars.size - hlen};
+}
+
+/* Returns a proto_ error code when the message would break the spec (a bug of ours: 500). */
+static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size_t nparams,
+                         struct hook_req *hr)
+{
+    const struct flow_trigger *trig = hr->trigger;
+    const struct flow *fl = trig->flow;
+    char received_at[25];
+    struct sbuf path;
+    struct proto_msg m;
+    msgpack_packer pk;
+
+    sbuf_init(&path);
+    util_rfc3339_now(received_at);
+    hook_new_id(hr->id);
+    memset(&m, 0, sizeof(m));
+    m.id = (struct proto_str){hr->id, HOOK_ID_LEN};
+    m.tenant_id = pcstr(ctx->tenant);
+    m.ns = pcstr(fl->ns);
+    m.flow_id = pcstr(fl->id);
+    m.received_at = (struct proto_str){received_at, 24};
+    m.method = pstr(in->method);
+    m.path = pstr(masked_path(in->path, &path));
+    m.remote_addr = pcstr(in->remote_addr ? in->remote_addr : "");
+    m.trigger_id = pcstr(trig->id);
+    m.trigger_type = pcstr(FLOW_TRIGGER_TYPE);
+    pack_variables(ctx, in, nparams, &m);
+
+    msgpack_sbuffer_clear(&hr->msg);
+    msgpack_packer_init(&pk, &hr->msg, msgpack_sbuffer_write);
+    int rc = proto_encode_head(&m, in->body.len > 0, &pk);
+    if (rc == PROTO_OK && in->body.len > 0) {
+        pack_body(ctx->pp, in->body.ptr, in->body.len, &hr->msg);
+    }
+    sbuf_deinit(&path);
+    return rc;
+}
+
+enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in,
+                               struct hook_req *hr)
+{
+    struct strv seg[MAX_SEGMENTS];
+    struct route_parts rp;
+
+    hr->trigger = NULL;
+    int n = split_path(ctx, in->path, seg);
+    if (n < 0) {
+        return hr->verdict = HOOK_BAD_ESCAPE;
+    }
+    if (!match_route(seg, n, ctx->tenant, &rp)) {
+        return hr->verdict = HOOK_NOT_FOUND;
+    }
+    if (!method_allowed(in->method)) {
+        return hr->verdict = HOOK_METHOD_NOT_ALLOWED;
+    }
+    if (!framing_ok(in)) {
+        return hr->verdict = HOOK_BAD_FRAMING;
+    }
+    const struct flow_trigger *trig = route_lookup(ctx->rt, rp.tenant, rp.ns, rp.flow_id, rp.key);
+    if (!trig) {
+        return hr->verdict = HOOK_NOT_FOUND;
+    }
+    if (trig->flow->disabled) {
+        return hr->verdict = HOOK_FLOW_DISABLED;
+    }
+    if (trig->disabled) {
+        return hr->verdict = HOOK_TRIGGER_DISABLED;
+    }
+    /* The path segments are no longer needed: the query may reuse the scratch buffer. */
+    long nparams = parse_query(ctx, in->query);
+    if (nparams < 0) {
+        return hr->verdict = HOOK_BAD_ESCAPE;
+    }
+    hr->trigger = trig;
+    int rc = build_message(ctx, in, (size_t)nparams, hr);
+    if (rc != PROTO_OK) {
+        log_kv(LOG_ERROR, "message encoding failed", "error", proto_strerror(rc), NULL);
+        return hr->verdict = HOOK_INTERNAL;
+    }
+    return hr->verdict = HOOK_ACCEPTED;
+}
+
+void hook_success_body(const struct hook_req *hr, const char *tenant, struct sbuf *b)
+{
+    const struct flow_trigger *trig = hr->trigger;
+    sbuf_append_cstr(b, "{\"id\":");
+    sbuf_append_json_str(b, hr->id, HOOK_ID_LEN);
+    sbuf_append_cstr(b, ",\"namespace\":");
+    sbuf_append_json_str(b, trig->flow->ns, strlen(trig->flow->ns));
+    sbuf_append_cstr(b, ",\"flowId\":");
+    sbuf_append_json_str(b, trig->flow->id, strlen(trig->flow->id));
+    sbuf_append_cstr(b, ",\"tenantId\":");
+    sbuf_append_json_str(b, tenant, strlen(tenant));
+    sbuf_append_cstr(b, ",\"trigger\":{\"id\":");
+    sbuf_append_json_str(b, trig->id, strlen(trig->id));
+    sbuf_append_cstr(b, ",\"type\":\"" FLOW_TRIGGER_TYPE "\"},\"state\":{\"current\":\"CREATED\"}}");
+}

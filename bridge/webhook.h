@@ -1,0 +1,106 @@
+/*
+ * webhook.h: one webhook request, from its method, path, query, headers and body to a verdict
+ * and, when accepted, the encoded Kafka message. Knows Kestra's rules; knows nothing of evhttp
+ * (server.c translates) or librdkafka (publish.c sends).
+ */
+#ifndef BRIDGE_WEBHOOK_H
+#define BRIDGE_WEBHOOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <msgpack.h>
+
+#include "flow.h"
+#include "route.h"
+#include "util.h"
+
+/** One request header as received: name with the sender's casing, raw value. Borrowed. */
+struct hook_header {
+    struct strv name;
+    struct strv value;
+};
+
+/** A request as server.c hands it over; every pointer is borrowed for the call. */
+struct hook_input {
+    struct strv method;     /* "GET", "POST", ... */
+    struct strv path;       /* raw (still percent-encoded), without the query */
+    struct strv query;      /* raw, without '?'; ptr NULL when there is none */
+    const struct hook_header *headers;
+    size_t nheaders;
+    struct strv body;       /* len 0: no body */
+    const char *remote_addr; /* IP address text */
+};
+
+/** Every way a request can end; hook_answer() maps each to its HTTP answer. */
+enum hook_verdict {
+    HOOK_ACCEPTED = 0,      /* message built; publish it, answer after the delivery report */
+    HOOK_DELIVERED,         /* 200 after the broker acknowledged */
+    HOOK_NOT_FOUND,
+    HOOK_BAD_ESCAPE,
+    HOOK_METHOD_NOT_ALLOWED,
+    HOOK_FLOW_DISABLED,
+    HOOK_TRIGGER_DISABLED,
+    HOOK_CONDITIONS_FALSE,
+    HOOK_BAD_FRAMING,       /* duplicate Content-Length, Content-Length with Transfer-Encoding */
+    HOOK_TOO_LARGE,
+    HOOK_QUEUE_FULL,
+    HOOK_DELIVERY_FAILED,
+    HOOK_TOPIC_FAILED,      /* permanent: unknown topic, authorization */
+    HOOK_SHUTTING_DOWN,
+    HOOK_INTERNAL,
+    HOOK_VERDICT_COUNT
+};
+
+/** The HTTP answer of a verdict. message is the JSON "message" text (static). */
+struct hook_answer {
+    int status;
+    const char *reason;
+    const char *message;
+    bool retry_after; /* send Retry-After: the sender should retry */
+};
+
+const struct hook_answer *hook_answer(enum hook_verdict v);
+
+/** Per-thread request-processing state: the routes, the tenant, a reusable body parser. */
+struct hook_ctx;
+
+/** route table and tenant are borrowed and must outlive the context. */
+struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant);
+void hook_ctx_free(struct hook_ctx *ctx);
+/** Points the context at a new route table (after a reload); borrowed. */
+void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt);
+
+#define HOOK_ID_LEN 22
+
+/**
+ * One request from acceptance to answer. Owns the encoded message until publish takes it.
+ * `conn` is the server's handle to the HTTP request, NULL once the client has gone away.
+ */
+struct hook_req {
+    enum hook_verdict verdict;
+    const struct flow_trigger *trigger; /* borrowed from the flow set; NULL unless matched */
+    char id[HOOK_ID_LEN + 1];
+    msgpack_sbuffer msg;
+    void *conn;
+    void *owner;      /* the server that accepted it */
+    long long start_us;
+};
+
+struct hook_req *hook_req_new(void);
+void hook_req_free(struct hook_req *hr);
+
+/**
+ * Decides what to do with `in` and, for HOOK_ACCEPTED, fills hr->msg with the message
+ * (proto/SPEC.md) and hr->id with a new execution id. Returns hr->verdict.
+ */
+enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in,
+                               struct hook_req *hr);
+
+/** Appends the 200 body (Kestra's execution answer) for an accepted request to b. */
+void hook_success_body(const struct hook_req *hr, const char *tenant, struct sbuf *b);
+
+/** Writes a new Kestra-style execution id: a random 128-bit value in base62, 22 characters. */
+void hook_new_id(char out[HOOK_ID_LEN + 1]);
+
+#endif

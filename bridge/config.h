@@ -38,6 +38,7 @@ struct cfg {
     char *flows_dir; /* relative paths are resolved against the config file's folder */
     char *tenant;    /* default "main" */
     char *log_level; /* "debug" | "info" | "warn" | "error"; default "info" */
+    long kestra_compat; /* 1: Kestra 0.20-1.x rules (default); 2: Kestra 2.0 (EXPR_COMPAT_2) */
 
     struct {
         char *bootstrap_servers;  /* "" or "embedded": start the in-process mock cluster */

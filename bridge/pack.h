@@ -62,7 +62,8 @@ size_t pack_parser_retained(const struct pack_parser *pp);
  *
  * Details, as Kestra 0.20 / 1.x with Jackson defaults behave:
  * - Only a text whose first non-whitespace byte is '{' or '[' can be JSON. Scalars at the top
- *   level ("x", 42, true, null), empty and whitespace-only texts stay raw strings.
+ *   level ("x", 42, true, null), empty and whitespace-only texts stay raw strings. Whitespace is
+ *   JSON's four characters; a UTF-8 byte order mark is not skipped.
  * - `{"a":1} x`, `[1,2] x` and `{"a":1}{"b":2}` give the first value; a truncated or otherwise
  *   invalid first value (`{"a":1`) leaves the whole text a raw string.
  * - Duplicate keys are all kept, in order, in the msgpack map. Jackson keeps the last one, so a
@@ -70,7 +71,9 @@ size_t pack_parser_retained(const struct pack_parser *pp);
  * - Integers from -2^63 to 2^64-1 become msgpack ints (`-0` is 0); any number with a fraction
  *   or an exponent, and any larger integer, becomes a float64 (1e400 is +inf, as in Java).
  * - \uXXXX escapes are decoded, surrogate pairs included; a lone surrogate becomes U+FFFD.
- *   Raw control characters and invalid UTF-8 inside the JSON text make it not JSON.
+ *   Raw control characters inside strings make the text not JSON. Invalid UTF-8 is first
+ *   replaced by U+FFFD over the whole text, then the text is parsed, as Kestra decodes the body
+ *   into a Java String before Jackson reads it: {"a":"\xff"} is the object {"a":"\ufffd"}.
  * - Limits: PACK_MAX_DEPTH, PACK_MAX_NUMBER_LEN, and texts over INT_MAX bytes are not JSON.
  *
  * The text is borrowed and need not be NUL-terminated. Aborts, like xmalloc, only when `sb`
@@ -80,8 +83,11 @@ enum pack_body_kind pack_body(struct pack_parser *pp, const char *text, size_t l
                               msgpack_sbuffer *sb);
 
 /**
- * Tries only the JSON part of pack_body: on success appends the value and returns true; on failure
- * leaves `sb` exactly as it was (same size and contents) and returns false.
+ * Tries only the JSON part of pack_body on the bytes as they are (invalid UTF-8 makes it fail):
+ * on success appends the value and returns true; on failure
+ * leaves `sb` exactly as it was (same size and contents) and returns false. Either way `sb` may
+ * have grown its allocation: the value is written in place after reserving its largest possible
+ * size, 9 bytes per JSON token plus `len`.
  */
 bool pack_json(struct pack_parser *pp, const char *text, size_t len, msgpack_sbuffer *sb);
 

@@ -70,6 +70,12 @@ static int apply_defaults(rd_kafka_conf_t *conf, const struct cfg *cfg, const ch
         {"enable.idempotence", "true"},
         {"partitioner", "murmur2_random"},
         {"linger.ms", "1"},
+        /*
+         * librdkafka expires queued messages only between reconnect attempts, whose back-off
+         * grows to 10 s by default: with every broker down a 2 s delivery timeout answered after
+         * up to 11 s. A 1 s ceiling keeps the 503 close to kafka.delivery_timeout_ms.
+         */
+        {"reconnect.backoff.max.ms", "1000"},
         {"socket.nagle.disable", "true"},
         {"message.timeout.ms", timeout},
         {"log.connection.close", "false"},

@@ -1,0 +1,89 @@
+"""Broker faults, a first simple case (the full fault matrix belongs to a later issue).
+
+Each test has its own mock cluster (kafka_private) so that breaking it cannot disturb the others.
+Every wait is bounded: the bridge's kafka.delivery_timeout_ms is 2000 here."""
+
+import re
+import time
+
+from conftest import (Names, assert_accepted, assert_json_error, consume, decode_value,
+                      webhook_flow)
+
+DELIVERY_TIMEOUT_MS = 2000
+MARGIN_S = 3.0  # librdkafka scans for timed-out messages about once a second, plus slack
+RECOVERY_S = 30.0
+
+# With every broker down, librdkafka's broker threads sleep in reconnect back-off (up to
+# reconnect.backoff.max.ms, 10 s by default) and only scan for timed-out messages between those
+# sleeps: a 2 s message.timeout.ms was measured to fail after 2.4 to 10.5 s against this mock.
+# Capping the back-off at 1 s keeps the delivery report within about a second of the timeout
+# (measured 2.2 to 2.9 s), so the bound below tests the bridge and not librdkafka's back-off.
+PROPERTIES = {"reconnect.backoff.max.ms": "1000"}
+
+
+def start(bridge_private_factory, n, delivery_timeout_ms=DELIVERY_TIMEOUT_MS):
+    return bridge_private_factory.start(
+        [webhook_flow(n.ns, n.flow, n.key)],
+        kafka={"delivery_timeout_ms": delivery_timeout_ms, "properties": PROPERTIES})
+
+
+def test_all_brokers_down_gives_503_then_recovers(kafka_private, bridge_private_factory):
+    n = Names()
+    b = start(bridge_private_factory, n)
+    first = assert_accepted(b.post(n.path(), body="before"), n.ns, n.flow)
+
+    kafka_private.all_brokers("down")
+    t0 = time.monotonic()
+    resp = b.post(n.path(), body="during")
+    elapsed = time.monotonic() - t0
+    assert_json_error(resp, 503)
+    assert elapsed < DELIVERY_TIMEOUT_MS / 1000 + MARGIN_S, f"503 took {elapsed:.1f}s"
+    retry_after = resp.header("Retry-After")
+    assert retry_after is not None and re.fullmatch(r"\d+", retry_after), resp
+
+    kafka_private.all_brokers("up")
+    deadline = time.monotonic() + RECOVERY_S
+    statuses = []
+    while True:
+        resp = b.post(n.path(), body="after")
+        statuses.append(resp.status)
+        if resp.status == 200 or time.monotonic() > deadline:
+            break
+        assert resp.status == 503, resp
+        time.sleep(0.5)
+    after = assert_accepted(resp, n.ns, n.flow)
+
+    recs = consume(kafka_private, n.topic, 2)
+    ids = [decode_value(r.value)["id"] for r in recs]
+    assert first in ids and after in ids, (ids, statuses)
+
+
+def test_retriable_produce_error_is_retried(kafka_private, bridge_private_factory):
+    n = Names()
+    b = start(bridge_private_factory, n)
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    kafka_private.cmd("push-errors 0 2 NOT_ENOUGH_REPLICAS")
+    exec_id = assert_accepted(b.post(n.path(), body="retried"), n.ns, n.flow)
+    recs = consume(kafka_private, n.topic, 2)
+    bodies = sorted(decode_value(r.value)["trigger"]["variables"]["body"] for r in recs)
+    assert bodies == ["retried", "warm-up"], "the retried message arrives exactly once"
+    assert exec_id in [decode_value(r.value)["id"] for r in recs]
+
+
+def test_answer_waits_for_a_slow_ack(kafka_private, bridge_private_factory):
+    """With every broker answering 1 s late, the 200 cannot come sooner: it follows the ack.
+    The delivery timeout is the default 10 s here: a metadata refresh and the produce request can
+    each take the extra second, which 2 s would not always cover."""
+    n = Names()
+    b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 1000")
+    t0 = time.monotonic()
+    exec_id = assert_accepted(b.post(n.path(), body="slow"), n.ns, n.flow)
+    elapsed = time.monotonic() - t0
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 0")
+    assert elapsed >= 0.9, f"answered after {elapsed:.2f}s, before the broker's ack"
+    recs = consume(kafka_private, n.topic, 2)
+    assert exec_id in [decode_value(r.value)["id"] for r in recs]

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -135,12 +136,51 @@ static void fill_input(struct srv *s, struct evhttp_request *req, struct hook_in
     in->remote_addr = *peer;
 }
 
+static void unwatch(struct hook_req *hr)
+{
+    if (hr->watch) {
+        event_free(hr->watch);
+        hr->watch = NULL;
+    }
+}
+
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
     struct hook_req *hr = arg;
     (void)evcon;
-    /* libevent frees the request with the connection: never touch it again. */
+    /* libevent frees the request with the connection: never touch it again. The watch goes
+     * first, while its fd is still open. */
+    unwatch(hr);
     hr->conn = NULL;
+    hr->client_gone = true;
+}
+
+/*
+ * evhttp stops reading a connection while its request waits for our answer, so it cannot see
+ * the client hang up. EV_CLOSED (EPOLLRDHUP) can: the request is then logged as one whose client
+ * left. The answer is still written, for a client that only half-closed; for one that is gone
+ * the write fails and libevent frees the connection.
+ */
+static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+    struct hook_req *hr = arg;
+    (void)fd;
+    (void)what;
+    hr->client_gone = true;
+    unwatch(hr);
+}
+
+static void watch_client(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(evcon, on_conn_close, hr);
+    evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+    if (fd >= 0) {
+        hr->watch = event_new(s->base, fd, EV_CLOSED, on_peer_closed, hr);
+        if (hr->watch && event_add(hr->watch, NULL) < 0) {
+            unwatch(hr);
+        }
+    }
 }
 
 static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
@@ -160,7 +200,7 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
     hr->conn = req;
     hr->owner = s;
     s->in_flight++;
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_conn_close, hr);
+    watch_client(s, req, hr);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -192,14 +232,15 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 static void log_outcome(const struct hook_req *hr, int status, const char *reason)
 {
-    enum log_level lvl = status >= 500 ? LOG_WARN : LOG_DEBUG;
+    /* A client that left before its answer is always logged: the log is its only record. */
+    enum log_level lvl = status >= 500 ? LOG_WARN : hr->client_gone ? LOG_INFO : LOG_DEBUG;
     if (!log_enabled(lvl)) {
         return;
     }
     char st[8], lat[32];
     snprintf(st, sizeof(st), "%d", status);
     snprintf(lat, sizeof(lat), "%.3f", (double)(util_now_us() - hr->start_us) / 1000.0);
-    log_kv(lvl, hr->conn ? "request" : "request (client gone before the answer)", "namespace",
+    log_kv(lvl, hr->client_gone ? "request (client gone before the answer)" : "request", "namespace",
            hr->trigger->flow->ns, "flow", hr->trigger->flow->id, "execution", hr->id, "status",
            st, "latency_ms", lat, "kafka", reason, NULL);
 }
@@ -215,6 +256,7 @@ void srv_on_delivery(void *opaque, enum pub_result result, const char *reason)
         [PUB_TOPIC_FAILED] = HOOK_TOPIC_FAILED,
     };
     enum hook_verdict v = verdicts[result];
+    unwatch(hr);
     log_outcome(hr, hook_answer(v)->status, reason);
     if (hr->conn) {
         struct evhttp_request *req = hr->conn;

@@ -41,7 +41,7 @@ enum hook_verdict {
     HOOK_METHOD_NOT_ALLOWED,
     HOOK_FLOW_DISABLED,
     HOOK_TRIGGER_DISABLED,
-    HOOK_CONDITIONS_FALSE,
+    HOOK_CONDITIONS_FALSE,  /* 204: nothing is published */
     HOOK_BAD_FRAMING,       /* duplicate Content-Length, Content-Length with Transfer-Encoding */
     HOOK_TOO_LARGE,
     HOOK_QUEUE_FULL,
@@ -65,8 +65,11 @@ const struct hook_answer *hook_answer(enum hook_verdict v);
 /** Per-thread request-processing state: the routes, the tenant, a reusable body parser. */
 struct hook_ctx;
 
-/** route table and tenant are borrowed and must outlive the context. */
-struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant);
+/**
+ * route table and tenant are borrowed and must outlive the context. compat (EXPR_COMPAT_*) is
+ * the expression rule set conditions are evaluated with.
+ */
+struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant, int compat);
 void hook_ctx_free(struct hook_ctx *ctx);
 /** Points the context at a new route table (after a reload); borrowed. */
 void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt);
@@ -84,6 +87,8 @@ struct hook_req {
     msgpack_sbuffer msg;
     void *conn;
     void *owner;      /* the server that accepted it */
+    void *watch;      /* the server's watch for the client hanging up while we wait */
+    bool client_gone; /* the client closed its side before the answer */
     long long start_us;
 };
 

@@ -87,3 +87,34 @@ def test_answer_waits_for_a_slow_ack(kafka_private, bridge_private_factory):
     assert elapsed >= 0.9, f"answered after {elapsed:.2f}s, before the broker's ack"
     recs = consume(kafka_private, n.topic, 2)
     assert exec_id in [decode_value(r.value)["id"] for r in recs]
+
+
+def test_client_that_leaves_before_the_ack(kafka_private, bridge_private_factory):
+    """A sender that hangs up while its message waits for the broker must not crash the bridge
+    (no use of the freed request); the message is still delivered and logged with its outcome,
+    and the bridge keeps serving."""
+    import socket
+    n = Names()
+    b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 1500")
+    host, port = b.addr.rsplit(":", 1)
+    body = b'{"left":"early"}'
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"POST " + n.path().encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.2)  # the request is read and handed to Kafka, not yet acknowledged
+    deadline = time.monotonic() + 15
+    gone = []
+    while time.monotonic() < deadline and not gone:
+        gone = [r for r in b.log_records() if "client gone" in r.get("msg", "")]
+        time.sleep(0.1)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 0")
+    assert gone, "no log line for the request whose client left"
+    assert gone[0]["status"] == "200"
+    recs = consume(kafka_private, n.topic, 2)
+    ids = [decode_value(r.value)["id"] for r in recs]
+    assert gone[0]["execution"] in ids
+    assert_accepted(b.post(n.path(), body="after"), n.ns, n.flow)

@@ -60,6 +60,8 @@ static const struct key keys[] = {
     STR_KEY("tenant", tenant, "main", check_tenant,
             "Kestra tenant, as in /api/v1/{tenant}/executions/webhook/..., and {tenant} in topics"),
     STR_KEY("log_level", log_level, "info", check_log_level, "debug, info, warn or error"),
+    INT_KEY("kestra_compat", kestra_compat, "1", 1, 2,
+            "1: Kestra 0.20-1.x expression rules; 2: Kestra 2.0 rules (?? precedence, nulls, <)"),
     STR_KEY(
         "kafka.bootstrap_servers", kafka.bootstrap_servers, "", NULL,
         "brokers, host:port[,host:port...]; \"\" or \"embedded\" runs an in-process mock cluster"),

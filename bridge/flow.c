@@ -427,7 +427,7 @@ static bool is_webhook_type(const char *type)
 }
 
 static void parse_webhook(const struct yml_doc *doc, struct flow *fl, const struct yml_node *map,
-                          struct diag_list *dl)
+                          int compat, struct diag_list *dl)
 {
     const char *id = string_prop(dl, doc->file, map, "id", "a webhook trigger");
     char shown[72];
@@ -446,6 +446,8 @@ static void parse_webhook(const struct yml_doc *doc, struct flow *fl, const stru
     tr->disabled = disabled_prop(dl, doc->file, map);
     fl->ntriggers++;
     parse_key(doc, fl, tr, map, dl);
+    tr->cond = cond_compile(yml_map_get(map, "conditions"), yml_map_get(map, "when"), doc->file,
+                            doc, compat, dl);
 }
 
 /* Kestra rejects two triggers with one id; the id is also what trigger.id reports. */
@@ -491,7 +493,8 @@ static void flag_shadowed(struct flow *fl)
     }
 }
 
-static void parse_triggers(const struct yml_doc *doc, struct flow *fl, struct diag_list *dl)
+static void parse_triggers(const struct yml_doc *doc, struct flow *fl, int compat,
+                           struct diag_list *dl)
 {
     const struct yml_node *list = yml_map_get(doc->root, "triggers");
     if (!list || yml_is_null(list)) {
@@ -509,7 +512,7 @@ static void parse_triggers(const struct yml_doc *doc, struct flow *fl, struct di
         }
         const char *type = string_prop(dl, doc->file, t, "type", "a trigger");
         if (type && is_webhook_type(type)) {
-            parse_webhook(doc, fl, t, dl);
+            parse_webhook(doc, fl, t, compat, dl);
         }
     }
     check_trigger_ids(doc, list, dl);
@@ -533,7 +536,71 @@ static char *parse_ident(const struct yml_doc *doc, const char *name, bool lower
     return xstrdup(s);
 }
 
+/* ==== Labels ==== */
+
+static bool label_scalar(struct diag_list *dl, const char *file, const struct yml_node *n)
+{
+    if (!n || n->kind != YML_SCALAR || yml_is_null(n)) {
+        err_at(dl, file, n, "a label key and value must be strings");
+        return false;
+    }
+    return true;
+}
+
+static void pack_label(msgpack_packer *pk, const struct yml_node *k, const struct yml_node *v)
+{
+    msgpack_pack_str_with_body(pk, k->str, k->len);
+    msgpack_pack_str_with_body(pk, v->str, v->len);
+}
+
+/*
+ * Kestra accepts labels as a map or as a list of {key, value}; both become one msgpack map of
+ * strings, unpacked once into a zone the flow keeps, so conditions read it without copying.
+ */
+static void parse_labels(const struct yml_doc *doc, struct flow *fl, struct diag_list *dl)
+{
+    const struct yml_node *n = yml_map_get(doc->root, "labels");
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    fl->labels.type = MSGPACK_OBJECT_NIL;
+    if (!n || yml_is_null(n)) {
+        return;
+    }
+    if (n->kind == YML_SCALAR) {
+        err_at(dl, doc->file, n, "'labels' must be a map or a list of {key, value}");
+        return;
+    }
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    size_t count = n->kind == YML_MAP ? n->npairs : n->nitems;
+    msgpack_pack_map(&pk, count);
+    for (size_t i = 0; i < count; i++) {
+        const struct yml_node *k = n->kind == YML_MAP ? n->pairs[i].key
+                                                      : yml_map_get(n->items[i], "key");
+        const struct yml_node *v = n->kind == YML_MAP ? n->pairs[i].value
+                                                      : yml_map_get(n->items[i], "value");
+        if (!label_scalar(dl, doc->file, k ? k : n) || !label_scalar(dl, doc->file, v ? v : n)) {
+            msgpack_sbuffer_destroy(&sb);
+            return;
+        }
+        pack_label(&pk, k, v);
+    }
+    size_t off = 0;
+    fl->labels_zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    if (msgpack_unpack(sb.data, sb.size, &off, fl->labels_zone, &fl->labels) !=
+        MSGPACK_UNPACK_SUCCESS) {
+        fl->labels.type = MSGPACK_OBJECT_NIL;
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int flow_parse_doc(const struct yml_doc *doc, struct flow *fl, struct diag_list *dl)
+{
+    return flow_parse_doc_compat(doc, EXPR_COMPAT_DEFAULT, fl, dl);
+}
+
+int flow_parse_doc_compat(const struct yml_doc *doc, int compat, struct flow *fl,
+                          struct diag_list *dl)
 {
     size_t nerr = dl->n;
     memset(fl, 0, sizeof(*fl));
@@ -556,7 +623,8 @@ int flow_parse_doc(const struct yml_doc *doc, struct flow *fl, struct diag_list 
     fl->id = parse_ident(doc, "id", false, FLOW_ID_MAX, "^[a-zA-Z0-9][a-zA-Z0-9._-]*$", dl);
     fl->ns = parse_ident(doc, "namespace", true, FLOW_NS_MAX, "^[a-z0-9][a-z0-9._-]*$", dl);
     fl->disabled = disabled_prop(dl, doc->file, root);
-    parse_triggers(doc, fl, dl);
+    parse_labels(doc, fl, dl);
+    parse_triggers(doc, fl, compat, dl);
     if (dl->n != nerr) {
         flow_deinit(fl);
         return -EINVAL;
@@ -572,6 +640,10 @@ void flow_deinit(struct flow *fl)
             OPENSSL_cleanse(fl->triggers[i].key, fl->triggers[i].key_len);
         }
         xfree(fl->triggers[i].key);
+        cond_free(fl->triggers[i].cond);
+    }
+    if (fl->labels_zone) {
+        msgpack_zone_free(fl->labels_zone);
     }
     xfree(fl->triggers);
     xfree(fl->file);
@@ -623,7 +695,7 @@ const struct flow *flow_set_find(const struct flow_set *fs, const char *ns, cons
 int flow_set_add_doc(struct flow_set *fs, const struct yml_doc *doc, struct diag_list *dl)
 {
     struct flow fl;
-    if (flow_parse_doc(doc, &fl, dl) != 0) {
+    if (flow_parse_doc_compat(doc, fs->compat ? fs->compat : EXPR_COMPAT_DEFAULT, &fl, dl) != 0) {
         return -EINVAL;
     }
     const struct flow *first = flow_set_find(fs, fl.ns, fl.id);
@@ -857,6 +929,7 @@ struct flow_set *flow_set_load(const struct cfg *cfg, struct diag_list *dl)
     size_t nerr = dl->n;
     struct paths ps = {NULL, 0};
     struct flow_set *fs = flow_set_new();
+    fs->compat = (int)cfg->kestra_compat;
     if (!open_flows_dir(cfg, dl)) {
         goto out;
     }

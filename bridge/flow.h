@@ -8,6 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <msgpack.h>
+
+#include "cond.h"
 #include "config.h"
 #include "diag.h"
 
@@ -27,6 +30,7 @@ struct flow_trigger {
     bool disabled; /* the trigger's `disabled: true`; routing decides what it means */
     bool shadowed; /* an earlier trigger of the flow has the same key: routing never gets here */
     int line, col; /* position of the trigger's map in its file */
+    struct cond *cond; /* compiled `conditions` and `when`; owned; never NULL after loading */
     struct flow *flow; /* back pointer, borrowed */
 };
 
@@ -39,12 +43,20 @@ struct flow {
     struct flow_trigger *triggers; /* webhook triggers only, in declaration order */
     size_t ntriggers;
     int line, col; /* position of the flow's `id` value (of the root map when id is missing) */
+    /*
+     * The flow's `labels` (a map, or Kestra's list of {key, value}) as a msgpack map of strings,
+     * for the `labels` variable and ExecutionLabels; type NIL when the flow has none. Lives in
+     * labels_zone, owned.
+     */
+    msgpack_object labels;
+    msgpack_zone *labels_zone;
 };
 
 /** Every flow loaded from one flows directory, in sorted path order. Owns the flows. */
 struct flow_set {
     struct flow *flows;
     size_t nflows;
+    int compat; /* expression rules for conditions (EXPR_COMPAT_*), from cfg->kestra_compat */
 };
 
 /**
@@ -90,10 +102,13 @@ const struct flow *flow_set_find(const struct flow_set *fs, const char *ns, cons
  * Parses one flow document into *fl (caller-owned storage, overwritten). Every error of the
  * document goes to dl; on any, returns -EINVAL and leaves *fl empty. On success release it with
  * flow_deinit(). fl->topic stays NULL (see flow_set_finish) and trigger back pointers are unset.
- * Top-level keys other than id, namespace, disabled and triggers are ignored, as are triggers of
- * other types and webhook properties other than id, key and disabled.
+ * Top-level keys other than id, namespace, disabled, labels and triggers are ignored, as are
+ * triggers of other types and webhook properties other than id, key, disabled, conditions and
+ * when. Conditions are compiled with the Kestra 0.20-1.x rules (flow_parse_doc_compat picks).
  */
 int flow_parse_doc(const struct yml_doc *doc, struct flow *fl, struct diag_list *dl);
+int flow_parse_doc_compat(const struct yml_doc *doc, int compat, struct flow *fl,
+                          struct diag_list *dl);
 
 /** Frees what *fl holds (keys are wiped first) and zeroes it. */
 void flow_deinit(struct flow *fl);

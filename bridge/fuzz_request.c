@@ -11,7 +11,7 @@
 
 static struct flow fl = {.id = "hello", .ns = "company.team", .topic = "t"};
 static struct flow_trigger trig = {.id = "hook", .key = "k", .key_len = 1, .flow = &fl};
-static struct flow_set fs = {&fl, 1};
+static struct flow_set fs = {&fl, 1, 1};
 static struct route_table *rt;
 static struct hook_ctx *ctx;
 
@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fl.triggers = &trig;
         fl.ntriggers = 1;
         rt = route_table_new(&fs, "main");
-        ctx = hook_ctx_new(rt, "main");
+        ctx = hook_ctx_new(rt, "main", 1);
     }
     const char *p = (const char *)data, *end = p + size;
     struct hook_header h[64];

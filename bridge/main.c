@@ -163,7 +163,7 @@ static int start(struct app *a)
     char err[512];
     a->base = event_base_new();
     a->routes = route_table_new(a->flows, a->cfg->tenant);
-    a->hook = hook_ctx_new(a->routes, a->cfg->tenant);
+    a->hook = hook_ctx_new(a->routes, a->cfg->tenant, (int)a->cfg->kestra_compat);
     a->srv = srv_new(a->base, a->cfg, a->hook, err, sizeof(err));
     if (!a->srv) {
         log_kv(LOG_ERROR, "cannot start the HTTP server", "error", err, NULL);

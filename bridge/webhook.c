@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "log.h"
 #include "pack.h"
@@ -65,6 +66,7 @@ struct group {
 struct hook_ctx {
     const struct route_table *rt;
     const char *tenant;
+    int compat;
     struct pack_parser *pp;
     struct sbuf scratch;       /* decoded path segments and query */
     struct kv *kvs;            /* query pairs */
@@ -74,16 +76,19 @@ struct hook_ctx {
     size_t *slots;             /* hash slots: group index + 1, 0 = empty */
     size_t groups_cap;
     msgpack_sbuffer vars;      /* packed headers then parameters */
+    msgpack_zone zone;         /* the message unpacked for conditions, cleared per request */
 };
 
-struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant)
+struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant, int compat)
 {
     struct hook_ctx *ctx = xcalloc(1, sizeof(*ctx));
     ctx->rt = rt;
     ctx->tenant = tenant;
+    ctx->compat = compat;
     ctx->pp = pack_parser_new();
     sbuf_init(&ctx->scratch);
     msgpack_sbuffer_init(&ctx->vars);
+    msgpack_zone_init(&ctx->zone, 16384);
     return ctx;
 }
 
@@ -99,6 +104,7 @@ void hook_ctx_free(struct hook_ctx *ctx)
     xfree(ctx->next);
     xfree(ctx->slots);
     msgpack_sbuffer_destroy(&ctx->vars);
+    msgpack_zone_destroy(&ctx->zone);
     xfree(ctx);
 }
 
@@ -490,6 +496,65 @@ static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size
     return rc;
 }
 
+/* ==== Conditions ==== */
+
+static const msgpack_object *map_get(const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+            memcmp(k->via.str.ptr, key, klen) == 0) {
+            return &map->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Conditions read the message exactly as it will be published (what a condition sees is what
+ * the executor receives): it is unpacked once into the context's zone, borrowed by the
+ * evaluator, and the zone is cleared afterwards. Returns true when the trigger fires.
+ */
+static bool conditions_hold(struct hook_ctx *ctx, const struct hook_req *hr)
+{
+    const struct flow_trigger *trig = hr->trigger;
+    const struct flow *fl = trig->flow;
+    msgpack_object root;
+    size_t off = 0;
+    char why[256];
+
+    if (!trig->cond || cond_is_empty(trig->cond)) {
+        return true;
+    }
+    if (msgpack_unpack(hr->msg.data, hr->msg.size, &off, &ctx->zone, &root) !=
+        MSGPACK_UNPACK_SUCCESS) {
+        msgpack_zone_clear(&ctx->zone);
+        return false;
+    }
+    struct expr_env env = {
+        .trigger = map_get(map_get(&root, "trigger"), "variables"),
+        .flow_id = strv_of(fl->id),
+        .ns = strv_of(fl->ns),
+        .tenant = strv_of(ctx->tenant),
+        .execution_id = (struct strv){hr->id, HOOK_ID_LEN},
+        .labels = fl->labels.type == MSGPACK_OBJECT_MAP ? &fl->labels : NULL,
+        .compat = ctx->compat,
+    };
+    clock_gettime(CLOCK_REALTIME, &env.now);
+    why[0] = '\0';
+    bool ok = cond_eval(trig->cond, &env, why, sizeof(why));
+    if (!ok) {
+        log_kv(LOG_DEBUG, "conditions not met: 204", "namespace", fl->ns, "flow", fl->id,
+               "trigger", trig->id, "execution", hr->id, "reason", why, NULL);
+    }
+    msgpack_zone_clear(&ctx->zone);
+    return ok;
+}
+
 enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in,
                                struct hook_req *hr)
 {
@@ -530,6 +595,9 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     if (rc != PROTO_OK) {
         log_kv(LOG_ERROR, "message encoding failed", "error", proto_strerror(rc), NULL);
         return hr->verdict = HOOK_INTERNAL;
+    }
+    if (!conditions_hold(ctx, hr)) {
+        return hr->verdict = HOOK_CONDITIONS_FALSE;
     }
     return hr->verdict = HOOK_ACCEPTED;
 }

@@ -15,7 +15,7 @@
 
 static struct flow flows[2];
 static struct flow_trigger trigs[3];
-static struct flow_set fs = {flows, 2};
+static struct flow_set fs = {flows, 2, 1};
 static struct route_table *rt;
 static struct hook_ctx *ctx;
 
@@ -31,7 +31,7 @@ static int setup(void **state)
                                      .disabled = true, .flow = &flows[0]};
     trigs[2] = (struct flow_trigger){.id = "hook", .key = "k", .key_len = 1, .flow = &flows[1]};
     rt = route_table_new(&fs, "main");
-    ctx = hook_ctx_new(rt, "main");
+    ctx = hook_ctx_new(rt, "main", 1);
     return 0;
 }
 

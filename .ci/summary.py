@@ -46,19 +46,23 @@ def count_build(build):
         for line in f:
             t = json.loads(line)
             ok = t["result"] in ("OK", "EXPECTEDFAIL", "SKIP")
-            path = junit_for(build, t["name"])
+            # meson names tests "project:suite / name".
+            name = t["name"].split(" / ")[-1]
+            path = junit_for(build, name)
             c = junit_counts(path) if path and os.path.exists(path) else None
             if c is None:
                 totals[0 if ok else 1] += 1
+                if not ok:
+                    print(f"{build}: {name} failed ({t['result']})")
                 continue
             totals[0] += c[0]
             totals[1] += c[1]
             totals[2] += c[2]
             if not ok and c[1] == 0:
                 totals[1] += 1
-                print(f"{build}: {t['name']} failed outside its test cases ({t['result']})")
+                print(f"{build}: {name} failed outside its test cases ({t['result']})")
             elif c[1]:
-                print(f"{build}: {t['name']}: {c[1]} failing case(s)")
+                print(f"{build}: {name}: {c[1]} failing case(s)")
     return totals
 
 

@@ -81,6 +81,10 @@ static const struct key keys[] = {
     INT_KEY("limits.max_headers", limits.max_headers, "100", 1, 10000, "number of request headers"),
     INT_KEY("limits.max_uri_bytes", limits.max_uri_bytes, "8192", 1024, 1048576,
             "request URI, query string included"),
+    INT_KEY("limits.max_in_flight", limits.max_in_flight, "10000", 1, 1000000,
+            "webhooks waiting for their Kafka acknowledgement; past it, 503 at once"),
+    INT_KEY("limits.max_in_flight_bytes", limits.max_in_flight_bytes, "67108864", 1048576,
+            4294967296L, "bytes of messages waiting for their acknowledgement; past it, 503"),
     INT_KEY("limits.request_timeout_ms", limits.request_timeout_ms, "30000", 100, 3600000,
             "whole request, first byte to answer, Kafka acknowledgement included"),
 };

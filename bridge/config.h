@@ -55,6 +55,8 @@ struct cfg {
         long max_header_bytes;   /* all request headers together; default 16384 */
         long max_headers;        /* number of request headers; default 100 */
         long max_uri_bytes;      /* default 8192 */
+        long max_in_flight;       /* messages waiting for a delivery report; default 10000 */
+        long max_in_flight_bytes; /* their bytes; default 64 MiB */
         long request_timeout_ms; /* whole request, read to answer; default 30000 */
     } limits;
 

@@ -248,6 +248,7 @@ int main(int argc, char **argv)
         goto out;
     }
     event_base_dispatch(a.base);
+    log_kv(LOG_INFO, "stopped", NULL);
     rc = 0;
 out:
     stop(&a);

@@ -62,8 +62,12 @@ static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, 
 static int apply_defaults(rd_kafka_conf_t *conf, const struct cfg *cfg, const char *bootstrap,
                           char *err, size_t errsz)
 {
-    char timeout[32];
+    char timeout[32], qmsgs[32], qkb[32];
     snprintf(timeout, sizeof(timeout), "%ld", cfg->kafka.delivery_timeout_ms);
+    /* librdkafka's own queue is sized above the bridge's in-flight budget, so requests meet the
+     * budget's clear 503 first, not QUEUE_FULL. */
+    snprintf(qmsgs, sizeof(qmsgs), "%ld", cfg->limits.max_in_flight * 2 + 1000);
+    snprintf(qkb, sizeof(qkb), "%ld", cfg->limits.max_in_flight_bytes / 1024 * 2 + 1024);
     const char *defaults[][2] = {
         {"bootstrap.servers", bootstrap},
         {"acks", "all"},
@@ -78,6 +82,8 @@ static int apply_defaults(rd_kafka_conf_t *conf, const struct cfg *cfg, const ch
         {"reconnect.backoff.max.ms", "1000"},
         {"socket.nagle.disable", "true"},
         {"message.timeout.ms", timeout},
+        {"queue.buffering.max.messages", qmsgs},
+        {"queue.buffering.max.kbytes", qkb},
         {"log.connection.close", "false"},
         {"client.id", "webhook-bridge"},
     };

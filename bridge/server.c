@@ -32,6 +32,9 @@ struct srv {
     struct hook_ctx *hook;
     struct pub *pub;
     size_t in_flight;
+    size_t in_flight_bytes;
+    size_t writing;           /* answers handed to evhttp and not yet written out */
+    struct event *ev_grace;   /* last writes while draining */
     bool draining;
     void (*on_drained)(void *arg);
     void *drained_arg;
@@ -68,6 +71,50 @@ static const char *method_name(enum evhttp_cmd_type cmd)
 
 /* ==== Answers ==== */
 
+static void finish_drain(struct srv *s)
+{
+    if (s->on_drained) {
+        void (*cb)(void *) = s->on_drained;
+        s->on_drained = NULL;
+        cb(s->drained_arg);
+    }
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    finish_drain(arg);
+}
+
+/*
+ * Draining ends when every accepted request is answered and every answer is on the wire.
+ * libevent does not report an answer whose connection failed mid-write, so once nothing waits
+ * for Kafka any more, the last writes get a short grace period, not the whole deadline.
+ */
+static void check_drained(struct srv *s)
+{
+    if (!s->draining || s->in_flight > 0 || !s->on_drained) {
+        return;
+    }
+    if (s->writing == 0) {
+        finish_drain(s);
+    } else if (!s->ev_grace) {
+        struct timeval grace = {2, 0};
+        s->ev_grace = evtimer_new(s->base, on_grace, s);
+        evtimer_add(s->ev_grace, &grace);
+    }
+}
+
+/* libevent calls this once the answer's bytes were written (not when the connection failed). */
+static void on_reply_written(struct evhttp_request *req, void *arg)
+{
+    struct srv *s = arg;
+    (void)req;
+    s->writing--;
+    check_drained(s);
+}
+
 static void send_answer(struct srv *s, struct evhttp_request *req, enum hook_verdict v,
                         const struct hook_req *hr)
 {
@@ -94,6 +141,8 @@ static void send_answer(struct srv *s, struct evhttp_request *req, enum hook_ver
     if (s->draining) {
         evhttp_add_header(oh, "Connection", "close");
     }
+    s->writing++;
+    evhttp_request_set_on_complete_cb(req, on_reply_written, s);
     evhttp_send_reply(req, a->status, a->reason, NULL);
 }
 
@@ -199,7 +248,9 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
     }
     hr->conn = req;
     hr->owner = s;
+    hr->size = len;
     s->in_flight++;
+    s->in_flight_bytes += len;
     watch_client(s, req, hr);
 }
 
@@ -211,6 +262,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     if (s->draining) {
         send_answer(s, req, HOOK_SHUTTING_DOWN, NULL);
+        return;
+    }
+    /*
+     * The in-flight budget is checked before anything is parsed: with a slow or absent broker
+     * the cheapest answer is the right one, and memory stays bounded.
+     */
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    if (s->in_flight >= (size_t)s->cfg->limits.max_in_flight ||
+        s->in_flight_bytes + body_len > (size_t)s->cfg->limits.max_in_flight_bytes) {
+        send_answer(s, req, HOOK_OVERLOADED, NULL);
         return;
     }
     struct hook_req *hr = hook_req_new();
@@ -263,11 +324,10 @@ void srv_on_delivery(void *opaque, enum pub_result result, const char *reason)
         evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
         send_answer(s, req, v, hr);
     }
-    hook_req_free(hr);
     s->in_flight--;
-    if (s->draining && s->in_flight == 0 && s->on_drained) {
-        s->on_drained(s->drained_arg);
-    }
+    s->in_flight_bytes -= hr->size;
+    hook_req_free(hr);
+    check_drained(s);
 }
 
 /* ==== Set-up ==== */
@@ -398,9 +458,7 @@ void srv_drain(struct srv *s, void (*on_drained)(void *arg), void *arg)
         s->bound = NULL;
         s->listener = NULL; /* freed with the bound socket */
     }
-    if (s->in_flight == 0 && on_drained) {
-        on_drained(arg);
-    }
+    check_drained(s);
 }
 
 void srv_free(struct srv *s)
@@ -412,6 +470,9 @@ void srv_free(struct srv *s)
         evhttp_free(s->http);
     } else if (s->listener) {
         evconnlistener_free(s->listener);
+    }
+    if (s->ev_grace) {
+        event_free(s->ev_grace);
     }
     xfree(s->hdrs);
     sbuf_deinit(&s->out);

@@ -45,6 +45,7 @@ enum hook_verdict {
     HOOK_BAD_FRAMING,       /* duplicate Content-Length, Content-Length with Transfer-Encoding */
     HOOK_TOO_LARGE,
     HOOK_QUEUE_FULL,
+    HOOK_OVERLOADED,        /* the in-flight budget is spent: 503 before any parsing */
     HOOK_DELIVERY_FAILED,
     HOOK_TOPIC_FAILED,      /* permanent: unknown topic, authorization */
     HOOK_SHUTTING_DOWN,
@@ -89,6 +90,7 @@ struct hook_req {
     void *owner;      /* the server that accepted it */
     void *watch;      /* the server's watch for the client hanging up while we wait */
     bool client_gone; /* the client closed its side before the answer */
+    size_t size;      /* bytes of the message handed to Kafka */
     long long start_us;
 };
 

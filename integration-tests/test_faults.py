@@ -118,3 +118,80 @@ def test_client_that_leaves_before_the_ack(kafka_private, bridge_private_factory
     ids = [decode_value(r.value)["id"] for r in recs]
     assert gone[0]["execution"] in ids
     assert_accepted(b.post(n.path(), body="after"), n.ns, n.flow)
+
+
+def test_in_flight_budget_gives_503_at_once(kafka_private, bridge_private_factory):
+    """With limits.max_in_flight 2 and a broker that acknowledges 1.5 s late, two requests wait
+    for their ack; the others are refused at once with 503 and Retry-After, and exactly the two
+    accepted ones reach Kafka."""
+    import concurrent.futures
+    n = Names()
+    b = bridge_private_factory.start(
+        [webhook_flow(n.ns, n.flow, n.key)],
+        config={"limits": {"max_in_flight": 2}},
+        kafka={"delivery_timeout_ms": 10000, "properties": PROPERTIES})
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 1500")
+    try:
+        def one(i):
+            t0 = time.monotonic()
+            r = b.post(n.path(), body=f'{{"i":{i}}}')
+            return r, time.monotonic() - t0
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            waiting = [pool.submit(one, i) for i in range(2)]
+            time.sleep(0.5)  # both are now waiting for their ack
+            refused = [one(i) for i in range(2, 6)]
+            accepted = [f.result() for f in waiting]
+    finally:
+        for broker in range(1, kafka_private.brokers + 1):
+            kafka_private.cmd(f"rtt {broker} 0")
+    for resp, elapsed in refused:
+        assert_json_error(resp, 503)
+        assert resp.header("Retry-After"), resp
+        assert elapsed < 0.5, f"refusal took {elapsed:.2f}s"
+    ids = [assert_accepted(resp, n.ns, n.flow) for resp, _ in accepted]
+    bodies = {decode_value(r.value)["id"]: decode_value(r.value)["trigger"]["variables"]["body"]
+              for r in consume(kafka_private, n.topic, 3)}
+    assert len(bodies) == 3
+    assert sorted(i for i, body in bodies.items() if body != "warm-up") == sorted(ids)
+
+
+def test_sigterm_answers_every_accepted_request(kafka_private, bridge_private_factory):
+    """SIGTERM while 20 requests wait for a slow broker: each gets its real outcome (200, and
+    its message is in Kafka), nothing is answered twice, and the bridge exits 0 once they are
+    all answered. New connections are refused from the signal on."""
+    import concurrent.futures
+    import signal
+    import socket
+    n = Names()
+    b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 1000")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+            futures = [pool.submit(b.post, n.path(), body=f'{{"i":{i}}}') for i in range(20)]
+            time.sleep(0.5)  # all 20 are read and waiting for their ack
+            t0 = time.monotonic()
+            b.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            host, port = b.addr.rsplit(":", 1)
+            try:
+                socket.create_connection((host, int(port)), timeout=2).close()
+                refused = False
+            except OSError:
+                refused = True
+            answers = [f.result() for f in futures]
+        code = b.proc.wait(15)
+        elapsed = time.monotonic() - t0
+    finally:
+        for broker in range(1, kafka_private.brokers + 1):
+            kafka_private.cmd(f"rtt {broker} 0")
+    assert refused, "the listener still accepted connections after SIGTERM"
+    ids = [assert_accepted(r, n.ns, n.flow) for r in answers]
+    assert code == 0
+    assert elapsed < 10, f"shutdown took {elapsed:.1f}s"
+    in_kafka = {decode_value(r.value)["id"] for r in consume(kafka_private, n.topic, 21)}
+    assert set(ids) <= in_kafka and len(in_kafka) == 21
+    b.stopped = True

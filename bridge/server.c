@@ -138,12 +138,50 @@ static void send_answer(struct srv *s, struct evhttp_request *req, enum hook_ver
     if (v == HOOK_METHOD_NOT_ALLOWED) {
         evhttp_add_header(oh, "Allow", "GET, POST, PUT");
     }
-    if (s->draining) {
+    /* After conflicting framing headers the rest of the stream cannot be trusted. */
+    if (s->draining || v == HOOK_BAD_FRAMING) {
         evhttp_add_header(oh, "Connection", "close");
     }
     s->writing++;
     evhttp_request_set_on_complete_cb(req, on_reply_written, s);
     evhttp_send_reply(req, a->status, a->reason, NULL);
+}
+
+/*
+ * libevent answers some requests itself, before on_request: a malformed request line or header,
+ * a Content-Length over limits.max_body_bytes (413, before the body is read), headers past its
+ * own size limit. It does so through evhttp_send_error(), with an HTML page. Its calls go through
+ * the PLT, so this definition takes its place for the whole process and every answer the bridge
+ * gives is JSON with a message, whoever decided on it. It keeps libevent's behaviour otherwise:
+ * the connection closes after the answer.
+ */
+void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+{
+    char msg[160];
+    struct sbuf b;
+    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    const char *detail = error == 413   ? "Payload Too Large: the request is larger than the "
+                                          "configured limits"
+                         : error == 400 ? "Bad Request: malformed HTTP request"
+                         : error == 408 ? "Request Timeout"
+                                        : "the HTTP request was refused";
+    if (!buf) {
+        evhttp_connection_free(evhttp_request_get_connection(req));
+        return;
+    }
+    snprintf(msg, sizeof(msg), "%s", detail);
+    sbuf_init(&b);
+    sbuf_append_cstr(&b, "{\"message\":");
+    sbuf_append_json_str(&b, msg, strlen(msg));
+    sbuf_append_cstr(&b, "}");
+    evbuffer_add(buf, b.data, b.len);
+    sbuf_deinit(&b);
+    evhttp_clear_headers(oh);
+    evhttp_add_header(oh, "Connection", "close");
+    evhttp_add_header(oh, "Content-Type", "application/json");
+    evhttp_send_reply(req, error, reason, buf);
+    evbuffer_free(buf);
 }
 
 /* ==== Requests ==== */
@@ -254,6 +292,30 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
     watch_client(s, req, hr);
 }
 
+/*
+ * Our own limits, checked before any parsing. evhttp's limits are set above them (see srv_new),
+ * so these, with their own status codes, are the ones a sender meets.
+ */
+static enum hook_verdict check_limits(const struct srv *s, struct evhttp_request *req)
+{
+    const char *uri = evhttp_request_get_uri(req);
+    if (uri && strlen(uri) > (size_t)s->cfg->limits.max_uri_bytes) {
+        return HOOK_URI_TOO_LONG;
+    }
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    struct evkeyval *kv;
+    size_t n = 0, bytes = 0;
+    TAILQ_FOREACH(kv, ih, next)
+    {
+        n++;
+        bytes += strlen(kv->key) + strlen(kv->value) + 4; /* "name: value\r\n" */
+    }
+    if (n > (size_t)s->cfg->limits.max_headers || bytes > (size_t)s->cfg->limits.max_header_bytes) {
+        return HOOK_HEADERS_TOO_LARGE;
+    }
+    return HOOK_ACCEPTED;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct srv *s = arg;
@@ -262,6 +324,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     if (s->draining) {
         send_answer(s, req, HOOK_SHUTTING_DOWN, NULL);
+        return;
+    }
+    enum hook_verdict lv = check_limits(s, req);
+    if (lv != HOOK_ACCEPTED) {
+        send_answer(s, req, lv, NULL);
         return;
     }
     /*
@@ -419,7 +486,13 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->limits.max_body_bytes);
-    evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->limits.max_header_bytes);
+    /*
+     * evhttp's header limit covers the request line and the headers together and answers 413;
+     * it is set well above ours so that check_limits answers 414 and 431 itself, and it still
+     * bounds what a hostile client can make us buffer.
+     */
+    evhttp_set_max_headers_size(s->http, (ev_ssize_t)(2 * cfg->limits.max_header_bytes +
+                                                      cfg->limits.max_uri_bytes + 1024));
     struct timeval tv = {cfg->limits.request_timeout_ms / 1000,
                          (cfg->limits.request_timeout_ms % 1000) * 1000};
     evhttp_set_timeout_tv(s->http, &tv);

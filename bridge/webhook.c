@@ -33,7 +33,14 @@ static const struct hook_answer answers[HOOK_VERDICT_COUNT] = {
                           "Bad Request: conflicting Content-Length or Transfer-Encoding headers",
                           false},
     [HOOK_TOO_LARGE] = {413, "Payload Too Large",
-                        "Payload Too Large: the request body exceeds the configured limit", false},
+                        "Payload Too Large: the message exceeds limits.max_body_bytes or Kafka's "
+                        "message.max.bytes", false},
+    [HOOK_URI_TOO_LONG] = {414, "URI Too Long",
+                           "URI Too Long: the request URI exceeds limits.max_uri_bytes", false},
+    [HOOK_HEADERS_TOO_LARGE] = {431, "Request Header Fields Too Large",
+                                "Request Header Fields Too Large: the request headers exceed "
+                                "limits.max_header_bytes or limits.max_headers",
+                                false},
     [HOOK_QUEUE_FULL] = {503, "Service Unavailable",
                          "Service Unavailable: the Kafka producer queue is full, retry later", true},
     [HOOK_OVERLOADED] = {503, "Service Unavailable",

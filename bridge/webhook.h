@@ -44,6 +44,8 @@ enum hook_verdict {
     HOOK_CONDITIONS_FALSE,  /* 204: nothing is published */
     HOOK_BAD_FRAMING,       /* duplicate Content-Length, Content-Length with Transfer-Encoding */
     HOOK_TOO_LARGE,
+    HOOK_URI_TOO_LONG,      /* 414: past limits.max_uri_bytes */
+    HOOK_HEADERS_TOO_LARGE, /* 431: past limits.max_header_bytes or limits.max_headers */
     HOOK_QUEUE_FULL,
     HOOK_OVERLOADED,        /* the in-flight budget is spent: 503 before any parsing */
     HOOK_DELIVERY_FAILED,

@@ -33,6 +33,10 @@ struct pub {
     int pipefd[2];
     struct event *ev_read;
     struct event *ev_tick;
+    struct event *ev_recreate; /* activated after a fatal error */
+    rd_kafka_conf_t *conf;     /* a copy of the producer's settings, to build a new one */
+    bool fatal;                /* the producer hit a fatal error and is being replaced */
+    unsigned long recreated;   /* producers replaced so far */
     pub_delivery_fn cb;
     size_t in_flight;
     struct topic_slot *topics;
@@ -131,13 +135,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    (void)opaque;
     char code[64];
     snprintf(code, sizeof(code), "%s", rd_kafka_err2name((rd_kafka_resp_err_t)err));
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        struct pub *p = opaque;
         char fatal[512];
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        log_kv(LOG_ERROR, "kafka fatal error", "error", code, "reason", fatal, NULL);
+        log_kv(LOG_ERROR, "kafka fatal error: replacing the producer", "error", code, "reason",
+               fatal, NULL);
+        /* Never inside librdkafka's own callback: the loop runs the replacement next. */
+        p->fatal = true;
+        event_active(p->ev_recreate, 0, 0);
         return;
     }
     log_kv(LOG_WARN, "kafka error", "error", code, "reason", reason, NULL);
@@ -156,7 +164,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 void pub_poll(struct pub *p)
 {
-    while (rd_kafka_poll(p->rk, 0) > 0) {
+    while (p->rk && rd_kafka_poll(p->rk, 0) > 0) {
     }
 }
 
@@ -177,18 +185,26 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     pub_poll(arg);
 }
 
+static void attach_queue(struct pub *p)
+{
+    p->mainq = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(p->mainq, p->pipefd[1], "1", 1);
+}
+
+static void on_recreate(evutil_socket_t fd, short what, void *arg);
+
 static int wire_loop(struct pub *p, struct event_base *base, char *err, size_t errsz)
 {
     if (pipe2(p->pipefd, O_NONBLOCK | O_CLOEXEC) < 0) {
         snprintf(err, errsz, "pipe: %s", strerror(errno));
         return -errno;
     }
-    p->mainq = rd_kafka_queue_get_main(p->rk);
-    rd_kafka_queue_io_event_enable(p->mainq, p->pipefd[1], "1", 1);
+    attach_queue(p);
     p->ev_read = event_new(base, p->pipefd[0], EV_READ | EV_PERSIST, on_readable, p);
     p->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, p);
+    p->ev_recreate = event_new(base, -1, 0, on_recreate, p);
     struct timeval tick = {1, 0};
-    if (!p->ev_read || !p->ev_tick || event_add(p->ev_read, NULL) < 0 ||
+    if (!p->ev_read || !p->ev_tick || !p->ev_recreate || event_add(p->ev_read, NULL) < 0 ||
         event_add(p->ev_tick, &tick) < 0) {
         snprintf(err, errsz, "cannot register Kafka events with the loop");
         return -ENOMEM;
@@ -247,6 +263,7 @@ struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_opaque(conf, p);
+    p->conf = rd_kafka_conf_dup(conf);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
     if (!p->rk) {
         snprintf(err, errsz, "kafka producer: %s", rkerr);
@@ -319,6 +336,9 @@ static rd_kafka_topic_t *topic_handle(struct pub *p, const char *name)
 int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, void *payload,
              size_t len, void *opaque)
 {
+    if (p->fatal) {
+        return -EAGAIN;
+    }
     rd_kafka_topic_t *rkt = topic_handle(p, topic);
     if (!rkt) {
         return -EIO;
@@ -335,6 +355,9 @@ int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, v
         return 0;
     case RD_KAFKA_RESP_ERR__QUEUE_FULL:
         return -ENOBUFS;
+    case RD_KAFKA_RESP_ERR__FATAL:
+        /* librdkafka knew before our error callback ran: the replacement is on its way. */
+        return -EAGAIN;
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
         return -EMSGSIZE;
     default:
@@ -342,6 +365,66 @@ int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, v
                NULL);
         return -EIO;
     }
+}
+
+/* ==== Replacing a producer after a fatal error ==== */
+
+static void drop_topics(struct pub *p)
+{
+    for (size_t i = 0; i <= p->topics_mask; i++) {
+        if (p->topics[i].name) {
+            rd_kafka_topic_destroy(p->topics[i].rkt);
+            xfree(p->topics[i].name);
+            p->topics[i].name = NULL;
+        }
+    }
+    p->ntopics = 0;
+}
+
+/* Every message of the producer gets its report (purged: failed, answered 503) before it goes. */
+static void retire_producer(struct pub *p)
+{
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    long long deadline = util_now_us() + 5000000;
+    while (rd_kafka_outq_len(p->rk) > 0 && util_now_us() < deadline) {
+        rd_kafka_poll(p->rk, 50);
+    }
+    pub_poll(p);
+    drop_topics(p);
+    rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
+    rd_kafka_queue_destroy(p->mainq);
+    p->mainq = NULL;
+    rd_kafka_destroy(p->rk);
+    p->rk = NULL;
+}
+
+/*
+ * An idempotent producer that hit a fatal error refuses every message from then on (a known way
+ * peers went dark until restarted). Its messages are failed and answered 503, so senders retry;
+ * then a new producer with the same settings takes its place. Requests arriving meanwhile get
+ * 503 too (pub_send returns -EAGAIN).
+ */
+static void on_recreate(evutil_socket_t fd, short what, void *arg)
+{
+    struct pub *p = arg;
+    char rkerr[256];
+    (void)fd;
+    (void)what;
+    retire_producer(p);
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        /* The same settings worked at start; retry shortly rather than give up serving. */
+        log_kv(LOG_ERROR, "cannot create a new Kafka producer", "error", rkerr, NULL);
+        struct timeval again = {1, 0};
+        event_add(p->ev_recreate, &again);
+        return;
+    }
+    attach_queue(p);
+    p->fatal = false;
+    p->recreated++;
+    log_kv(LOG_WARN, "kafka producer replaced after a fatal error", NULL);
 }
 
 size_t pub_in_flight(const struct pub *p)
@@ -352,10 +435,15 @@ size_t pub_in_flight(const struct pub *p)
 size_t pub_flush(struct pub *p, int timeout_ms)
 {
     long long deadline = util_now_us() + (long long)timeout_ms * 1000;
-    while (p->in_flight > 0 && util_now_us() < deadline) {
+    while (p->rk && p->in_flight > 0 && util_now_us() < deadline) {
         rd_kafka_poll(p->rk, 50);
     }
     return p->in_flight;
+}
+
+unsigned long pub_recreated(const struct pub *p)
+{
+    return p->recreated;
 }
 
 const char *pub_embedded_bootstrap(const struct pub *p)
@@ -373,13 +461,14 @@ void pub_free(struct pub *p)
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         pub_flush(p, 1000);
     }
-    for (size_t i = 0; i <= p->topics_mask; i++) {
-        if (p->topics[i].name) {
-            rd_kafka_topic_destroy(p->topics[i].rkt);
-            xfree(p->topics[i].name);
-        }
-    }
+    drop_topics(p);
     xfree(p->topics);
+    if (p->conf) {
+        rd_kafka_conf_destroy(p->conf);
+    }
+    if (p->ev_recreate) {
+        event_free(p->ev_recreate);
+    }
     if (p->ev_read) {
         event_free(p->ev_read);
     }

@@ -41,7 +41,8 @@ struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery
  * Sends `len` bytes of payload to topic with Kafka key `key` and the format headers. On success
  * (0) the producer takes ownership of payload (it must come from malloc) and cb will be called
  * exactly once with opaque. On failure payload still belongs to the caller and cb is not called:
- * -ENOBUFS when the local queue is full, -EMSGSIZE when the message is too large, -EIO otherwise.
+ * -ENOBUFS when the local queue is full, -EAGAIN while the producer is being replaced after a
+ * fatal error, -EMSGSIZE when the message is too large, -EIO otherwise.
  */
 int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, void *payload,
              size_t len, void *opaque);
@@ -57,6 +58,9 @@ size_t pub_flush(struct pub *p, int timeout_ms);
 
 /** The embedded mock cluster's bootstrap list, or NULL when using a real cluster. */
 const char *pub_embedded_bootstrap(const struct pub *p);
+
+/** Producers replaced after a fatal error since start. */
+unsigned long pub_recreated(const struct pub *p);
 
 /** Destroys the producer; outstanding messages are purged and reported as failed first. */
 void pub_free(struct pub *p);

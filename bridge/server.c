@@ -278,6 +278,7 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
     if (rc < 0) {
         free(payload);
         send_answer(s, req, rc == -ENOBUFS ? HOOK_QUEUE_FULL
+                            : rc == -EAGAIN ? HOOK_DELIVERY_FAILED
                             : rc == -EMSGSIZE ? HOOK_TOO_LARGE
                                               : HOOK_INTERNAL,
                     hr);

@@ -195,3 +195,28 @@ def test_sigterm_answers_every_accepted_request(kafka_private, bridge_private_fa
     in_kafka = {decode_value(r.value)["id"] for r in consume(kafka_private, n.topic, 21)}
     assert set(ids) <= in_kafka and len(in_kafka) == 21
     b.stopped = True
+
+
+def test_fatal_producer_error_replaces_the_producer(kafka_private, bridge_private_factory):
+    """An out-of-order sequence error is fatal for librdkafka's idempotent producer: from then on
+    it refuses every message. The bridge answers the message that hit it with a retriable 503,
+    replaces the producer, and serves 200s again without a restart."""
+    n = Names()
+    b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
+    before = assert_accepted(b.post(n.path(), body="before"), n.ns, n.flow)
+    kafka_private.cmd("push-errors 0 1 OUT_OF_ORDER_SEQUENCE_NUMBER")
+    hit = b.post(n.path(), body="hit")
+    assert_json_error(hit, 503)
+    assert hit.header("Retry-After"), hit
+    after, deadline = [], time.monotonic() + RECOVERY_S
+    while len(after) < 3 and time.monotonic() < deadline:
+        r = b.post(n.path(), body=f"after-{len(after)}")
+        if r.status == 200:
+            after.append(assert_accepted(r, n.ns, n.flow))
+        else:
+            assert_json_error(r, 503)
+            time.sleep(0.2)
+    assert len(after) == 3, "the bridge did not recover from the fatal error"
+    assert any("replaced" in r.get("msg", "") for r in b.log_records())
+    ids = {decode_value(r.value)["id"] for r in consume(kafka_private, n.topic, 4)}
+    assert {before, *after} <= ids

@@ -12,22 +12,6 @@
 
 #include <openssl/evp.h>
 
-#define F(name)                                                                                    \
-    static struct ev name(struct ectx *cx, const struct node *n, struct ev in,                     \
-                          const struct ev *args)
-
-static struct ev wrong_type(struct ectx *cx, const struct node *n, struct ev in, const char *want)
-{
-    return ev_err(cx, false, "filter '%s' expects %s, got %s (%s)", n->fn->name, want,
-                  ev_type_name(in), node_text(cx, n->a));
-}
-
-static struct ev finish(struct ectx *cx, struct sbuf *b)
-{
-    struct ev r = ev_sbuf_str(cx, b);
-    sbuf_deinit(b);
-    return r;
-}
 
 /* ==== Numbers ==== */
 
@@ -42,7 +26,7 @@ F(f_abs)
     case EV_FLOAT:
         return ev_float(fabs(in.d));
     default:
-        return wrong_type(cx, n, in, "a number");
+        return filter_wrong_type(cx, n, in, "a number");
     }
 }
 
@@ -89,7 +73,7 @@ F(f_number)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     const char *type = "";
     char tbuf[16] = "";
@@ -111,7 +95,7 @@ F(f_urlencode)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     struct sbuf b;
     sbuf_init(&b);
@@ -127,7 +111,7 @@ F(f_urlencode)
             sbuf_append(&b, e, 3);
         }
     }
-    return finish(cx, &b);
+    return filter_finish(cx, &b);
 }
 
 /* Bytes as text the way a Java decoder reads them: each invalid sequence becomes U+FFFD. */
@@ -145,7 +129,7 @@ static struct ev utf8_text(struct ectx *cx, const char *s, size_t len)
             i += n;
         }
     }
-    return finish(cx, &b);
+    return filter_finish(cx, &b);
 }
 
 F(f_urldecode)
@@ -155,7 +139,7 @@ F(f_urldecode)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     char *out = arena_alloc(&cx->ar, in.len + 1);
     if (!out) {
@@ -177,7 +161,7 @@ F(f_base64encode)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     struct sbuf b;
     sbuf_init(&b);
@@ -191,7 +175,7 @@ F(f_base64encode)
                      rest > 2 ? A[v & 63] : '='};
         sbuf_append(&b, q, 4);
     }
-    return finish(cx, &b);
+    return filter_finish(cx, &b);
 }
 
 static int b64_val(char c)
@@ -216,7 +200,7 @@ F(f_base64decode)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     size_t len = in.len, pad = 0;
     while (len > 0 && in.s[len - 1] == '=' && pad < 2) {
@@ -258,7 +242,7 @@ F(f_digest)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     const char *name = n->fn->name;
     const EVP_MD *md = !strcmp(name, "md5")      ? EVP_md5()
@@ -295,7 +279,7 @@ F(f_json)
         sbuf_deinit(&b);
         return ev_limit(cx);
     }
-    return finish(cx, &b);
+    return filter_finish(cx, &b);
 }
 
 /* ==== Dates ==== */

@@ -11,17 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define F(name)                                                                                    \
-    static struct ev name(struct ectx *cx, const struct node *n, struct ev in,                     \
-                          const struct ev *args)
-
-static struct ev wrong_type(struct ectx *cx, const struct node *n, struct ev in, const char *want)
+struct ev filter_wrong_type(struct ectx *cx, const struct node *n, struct ev in, const char *want)
 {
     return ev_err(cx, false, "filter '%s' expects %s, got %s (%s)", n->fn->name, want,
                   ev_type_name(in), node_text(cx, n->a));
 }
 
-static struct ev finish(struct ectx *cx, struct sbuf *b)
+struct ev filter_finish(struct ectx *cx, struct sbuf *b)
 {
     struct ev r = ev_sbuf_str(cx, b);
     sbuf_deinit(b);
@@ -63,7 +59,7 @@ F(f_capitalize)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     size_t i = 0;
     if (in.len == 0) {
@@ -75,7 +71,7 @@ F(f_capitalize)
     char head[8];
     sbuf_append(&b, head, case_map(in.s, i, head, true));
     sbuf_append(&b, in.s + i, in.len - i);
-    return finish(cx, &b);
+    return filter_finish(cx, &b);
 }
 
 /* TitleFilter: the first letter after white space is upper-cased, the rest left alone. */
@@ -107,7 +103,7 @@ F(f_title)
             sbuf_append(&b, s.s + start, i - start);
         }
     }
-    return finish(cx, &b);
+    return filter_finish(cx, &b);
 }
 
 F(f_trim)
@@ -117,7 +113,7 @@ F(f_trim)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     size_t a = 0, b = in.len;
     while (a < b && (unsigned char)in.s[a] <= ' ') {
@@ -260,7 +256,7 @@ F(f_slugify)
         struct sbuf t;
         sbuf_init(&t);
         sbuf_append(&t, b.data + from, to - from);
-        r = finish(cx, &t);
+        r = filter_finish(cx, &t);
     }
     sbuf_deinit(&b);
     return r;
@@ -401,7 +397,7 @@ F(f_first)
         return first_char(cx, n, in, last);
     }
     if (in.kind != EV_LIST) {
-        return wrong_type(cx, n, in, "a list or a string");
+        return filter_wrong_type(cx, n, in, "a list or a string");
     }
     uint32_t size = in.o->via.array.size;
     if (size == 0) {
@@ -426,7 +422,7 @@ F(f_keys)
         return r;
     }
     if (in.kind != EV_MAP) {
-        return wrong_type(cx, n, in, values ? "a map" : "a map or a list");
+        return filter_wrong_type(cx, n, in, values ? "a map" : "a map or a list");
     }
     const msgpack_object *m = ev_map_dedupe(cx, in.o);
     msgpack_object *items;
@@ -443,7 +439,7 @@ F(f_join)
         return in;
     }
     if (in.kind != EV_LIST) {
-        return wrong_type(cx, n, in, "a list");
+        return filter_wrong_type(cx, n, in, "a list");
     }
     struct ev sep = ARG_GIVEN(args[0]) ? str_arg(cx, n, args[0], "the separator") : ev_str("", 0);
     if (sep.kind == EV_ERR) {
@@ -460,7 +456,7 @@ F(f_join)
             return ev_limit(cx);
         }
     }
-    return finish(cx, &b);
+    return filter_finish(cx, &b);
 }
 
 /* The delimiter is a Java regular expression; literal text and "\x" escapes are supported. */
@@ -548,7 +544,7 @@ F(f_split)
         return in;
     }
     if (in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a string");
+        return filter_wrong_type(cx, n, in, "a string");
     }
     struct ev d = str_arg(cx, n, args[0], "the delimiter");
     if (d.kind == EV_ERR) {
@@ -588,7 +584,7 @@ F(f_sort)
         return in;
     }
     if (in.kind != EV_LIST) {
-        return wrong_type(cx, n, in, "a list");
+        return filter_wrong_type(cx, n, in, "a list");
     }
     uint32_t size = in.o->via.array.size;
     bool nums = true, strs = true;
@@ -617,7 +613,7 @@ F(f_reverse)
         return in;
     }
     if (in.kind != EV_LIST) {
-        return wrong_type(cx, n, in, "a list");
+        return filter_wrong_type(cx, n, in, "a list");
     }
     uint32_t size = in.o->via.array.size;
     msgpack_object *items;
@@ -635,7 +631,7 @@ F(f_slice)
         return in;
     }
     if (in.kind != EV_LIST && in.kind != EV_STR) {
-        return wrong_type(cx, n, in, "a list or a string");
+        return filter_wrong_type(cx, n, in, "a list or a string");
     }
     int64_t size = in.kind == EV_LIST ? in.o->via.array.size : 0;
     for (size_t i = 0; in.kind == EV_STR && i < in.len; size++) {

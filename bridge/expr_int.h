@@ -311,6 +311,15 @@ struct ev expr_instant_str(struct ectx *cx, const struct timespec *ts);
 struct ev expr_zone_offset(struct ectx *cx, struct ev tz, int32_t *offset);
 struct ev expr_to_tm(struct ectx *cx, struct ev v, const char *fname, struct expr_time *tm);
 
+/* Filter implementations (expr_filters.c, expr_convert.c) share one signature and two helpers. */
+#define F(name)                                                                                    \
+    static struct ev name(struct ectx *cx, const struct node *n, struct ev in,                     \
+                          const struct ev *args)
+/* The error of a filter applied to a value of the wrong type. */
+struct ev filter_wrong_type(struct ectx *cx, const struct node *n, struct ev in, const char *want);
+/* The string built in b, as a value; b is released. */
+struct ev filter_finish(struct ectx *cx, struct sbuf *b);
+
 /* expr_json.c: JSON text → values in the arena. */
 struct ev expr_json_parse(struct ectx *cx, const char *s, size_t len);
 

@@ -186,11 +186,8 @@ static size_t skip_ws(const char *s, size_t i, size_t n)
 
 /* ==== Raw text ==== */
 
-/*
- * Walks s, counting the output length and the replacements; with a packer, also writes the
- * body: each valid run as it is, each maximal invalid subpart as U+FFFD.
- */
-static size_t repair(const unsigned char *s, size_t n, msgpack_packer *pk, size_t *nbad)
+/* The length of s once each maximal invalid UTF-8 subpart is U+FFFD; *nbad counts them. */
+static size_t repair_len(const unsigned char *s, size_t n, size_t *nbad)
 {
     size_t out = 0, run = 0, i = 0;
     *nbad = 0;
@@ -201,22 +198,15 @@ static size_t repair(const unsigned char *s, size_t n, msgpack_packer *pk, size_
             continue;
         }
         k = subpart_len(s + i, n - i);
-        if (pk) {
-            put(msgpack_pack_str_body(pk, s + run, i - run));
-            put(msgpack_pack_str_body(pk, "\xEF\xBF\xBD", 3));
-        }
         out += i - run + 3;
         (*nbad)++;
         i += k;
         run = i;
     }
-    if (pk) {
-        put(msgpack_pack_str_body(pk, s + run, n - run));
-    }
     return out + n - run;
 }
 
-/* Copies s into out (repair()'s length) with each maximal invalid subpart replaced by U+FFFD. */
+/* Copies s into out (repair_len() bytes) with each maximal invalid subpart replaced by U+FFFD. */
 static void repair_copy(const unsigned char *s, size_t n, char *out)
 {
     size_t o = 0, run = 0, i = 0;
@@ -241,17 +231,16 @@ void pack_text(msgpack_packer *pk, const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t nbad;
-    if (len == 0) {
-        put(msgpack_pack_str(pk, 0));
-        return;
-    }
-    size_t out = repair(u, len, NULL, &nbad);
-    if (nbad == 0) {
+    size_t out = len ? repair_len(u, len, &nbad) : 0;
+    if (len == 0 || nbad == 0) {
         put(msgpack_pack_str_with_body(pk, s, len));
         return;
     }
-    put(msgpack_pack_str(pk, out));
-    repair(u, len, pk, &nbad);
+    /* Rare (invalid text): one copy with the replacements, then the str. */
+    char *fixed = xmalloc(out);
+    repair_copy(u, len, fixed);
+    put(msgpack_pack_str_with_body(pk, fixed, out));
+    xfree(fixed);
 }
 
 /* ==== Tokenizing ==== */
@@ -963,7 +952,7 @@ enum pack_body_kind pack_body(struct pack_parser *pp, const char *text, size_t l
         return kind_of(text, len);
     }
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    size_t fixed_len = repair(u, len, NULL, &nbad);
+    size_t fixed_len = repair_len(u, len, &nbad);
     if (nbad == 0) {
         put(msgpack_pack_str_with_body(&pk, text, len));
         return kind;

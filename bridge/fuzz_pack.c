@@ -160,6 +160,19 @@ static bool long_number(const uint8_t *data, size_t size)
     return false;
 }
 
+/* True when the whole input is valid UTF-8. */
+static bool valid_utf8(const uint8_t *data, size_t size)
+{
+    for (size_t i = 0; i < size;) {
+        size_t k = util_utf8_seq_len(data + i, size - i);
+        if (k == 0) {
+            return false;
+        }
+        i += k;
+    }
+    return true;
+}
+
 /*
  * Where jansson and Jackson (pack) differ on purpose: jansson rejects integers beyond 64 bits
  * and reals beyond double (Jackson: BigInteger, Infinity), lone surrogates (Jackson keeps them,
@@ -218,7 +231,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         break;
     }
-    cross_check(data, size, o, kind != PACK_BODY_STRING);
+    /* Invalid UTF-8 is repaired before parsing (as Kestra decodes the body first); jansson
+     * rejects it instead, so only valid text is compared. */
+    if (valid_utf8(data, size)) {
+        cross_check(data, size, o, kind != PACK_BODY_STRING);
+    }
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&sb);
     return 0;

@@ -572,6 +572,10 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     struct route_parts rp;
 
     hr->trigger = NULL;
+    /* Conflicting framing is refused whatever the path: the rest of the stream is suspect. */
+    if (!framing_ok(in)) {
+        return hr->verdict = HOOK_BAD_FRAMING;
+    }
     int n = split_path(ctx, in->path, seg);
     if (n < 0) {
         return hr->verdict = HOOK_BAD_ESCAPE;
@@ -581,9 +585,6 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     }
     if (!method_allowed(in->method)) {
         return hr->verdict = HOOK_METHOD_NOT_ALLOWED;
-    }
-    if (!framing_ok(in)) {
-        return hr->verdict = HOOK_BAD_FRAMING;
     }
     const struct flow_trigger *trig = route_lookup(ctx->rt, rp.tenant, rp.ns, rp.flow_id, rp.key);
     if (!trig) {

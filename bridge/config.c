@@ -86,7 +86,7 @@ static const struct key keys[] = {
     INT_KEY("limits.max_in_flight_bytes", limits.max_in_flight_bytes, "67108864", 1048576,
             4294967296L, "bytes of messages waiting for their acknowledgement; past it, 503"),
     INT_KEY("limits.request_timeout_ms", limits.request_timeout_ms, "30000", 100, 3600000,
-            "whole request, first byte to answer, Kafka acknowledgement included"),
+            "connection inactivity while reading or writing, and keep-alive idle time"),
 };
 
 #define NKEYS ARRAY_LEN(keys)

@@ -79,6 +79,7 @@ struct hook_ctx {
     int compat;
     struct pack_parser *pp;
     struct sbuf scratch;       /* decoded path segments and query */
+    struct sbuf path;          /* the masked path of the message being built */
     struct kv *kvs;            /* query pairs */
     size_t kvs_cap;
     struct group *groups;      /* grouping state, reused */
@@ -97,6 +98,7 @@ struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant, 
     ctx->compat = compat;
     ctx->pp = pack_parser_new();
     sbuf_init(&ctx->scratch);
+    sbuf_init(&ctx->path);
     msgpack_sbuffer_init(&ctx->vars);
     msgpack_zone_init(&ctx->zone, 16384);
     return ctx;
@@ -109,6 +111,7 @@ void hook_ctx_free(struct hook_ctx *ctx)
     }
     pack_parser_free(ctx->pp);
     sbuf_deinit(&ctx->scratch);
+    sbuf_deinit(&ctx->path);
     xfree(ctx->kvs);
     xfree(ctx->groups);
     xfree(ctx->next);
@@ -476,11 +479,9 @@ static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size
     const struct flow_trigger *trig = hr->trigger;
     const struct flow *fl = trig->flow;
     char received_at[25];
-    struct sbuf path;
     struct proto_msg m;
     msgpack_packer pk;
 
-    sbuf_init(&path);
     util_rfc3339_now(received_at);
     hook_new_id(hr->id);
     memset(&m, 0, sizeof(m));
@@ -490,7 +491,7 @@ static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size
     m.flow_id = pcstr(fl->id);
     m.received_at = (struct proto_str){received_at, 24};
     m.method = pstr(in->method);
-    m.path = pstr(masked_path(in->path, &path));
+    m.path = pstr(masked_path(in->path, &ctx->path));
     m.remote_addr = pcstr(in->remote_addr ? in->remote_addr : "");
     m.trigger_id = pcstr(trig->id);
     m.trigger_type = pcstr(FLOW_TRIGGER_TYPE);
@@ -502,7 +503,6 @@ static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size
     if (rc == PROTO_OK && in->body.len > 0) {
         pack_body(ctx->pp, in->body.ptr, in->body.len, &hr->msg);
     }
-    sbuf_deinit(&path);
     return rc;
 }
 

@@ -4,7 +4,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc meson ninja-build pkg-config libevent-dev librdkafka-dev libmsgpack-dev \
-      libjansson-dev libyaml-dev libjsmn-dev libssl-dev \
+      libjansson-dev libyaml-dev libjsmn-dev libssl-dev libhttp-parser-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY meson.build meson_options.txt ./
@@ -18,7 +18,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libevent-2.1-7 libevent-extra-2.1-7 librdkafka1 libmsgpackc2 libjansson4 libyaml-0-2 \
-      libssl3 ca-certificates curl \
+      libssl3 libhttp-parser2.9 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /nonexistent --shell /usr/sbin/nologin bridge
 COPY --from=build /build/bridge/webhook-bridge /build/proto/proto-decode /usr/local/bin/

@@ -55,6 +55,10 @@ struct cfg {
         long max_header_bytes;   /* all request headers together; default 16384 */
         long max_headers;        /* number of request headers; default 100 */
         long max_uri_bytes;      /* default 8192 */
+        long header_timeout_ms;  /* request head, from its first byte; default 10000 */
+        long body_timeout_ms;    /* request body, from the end of its head; default 30000 */
+        long idle_timeout_ms;    /* kept-alive connection idle after an answer; default 75000 */
+        long max_connections;    /* open client connections; default 10000 */
         long max_in_flight;       /* messages waiting for a delivery report; default 10000 */
         long max_in_flight_bytes; /* their bytes; default 64 MiB */
         long request_timeout_ms; /* whole request, read to answer; default 30000 */

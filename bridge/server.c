@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "conn.h"
 #include "log.h"
 
 struct srv {
@@ -31,6 +33,7 @@ struct srv {
     const struct cfg *cfg;
     struct hook_ctx *hook;
     struct pub *pub;
+    struct conns *conns;      /* every client connection: framing check, timeouts, cap */
     size_t in_flight;
     size_t in_flight_bytes;
     size_t writing;           /* answers handed to evhttp and not yet written out */
@@ -110,13 +113,14 @@ static void check_drained(struct srv *s)
 static void on_reply_written(struct evhttp_request *req, void *arg)
 {
     struct srv *s = arg;
-    (void)req;
     s->writing--;
+    conns_answer_written(s->conns, evhttp_request_get_connection(req));
     check_drained(s);
 }
 
+/* detail, when not NULL, is Kafka's own words for a failed delivery, added to the message. */
 static void send_answer(struct srv *s, struct evhttp_request *req, enum hook_verdict v,
-                        const struct hook_req *hr)
+                        const struct hook_req *hr, const char *detail)
 {
     const struct hook_answer *a = hook_answer(v);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
@@ -125,10 +129,17 @@ static void send_answer(struct srv *s, struct evhttp_request *req, enum hook_ver
         hook_success_body(hr, s->cfg->tenant, &s->out);
     } else if (a->message) {
         sbuf_append_cstr(&s->out, "{\"message\":");
-        sbuf_append_json_str(&s->out, a->message, strlen(a->message));
+        if (detail) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "%s (Kafka: %s)", a->message, detail);
+            sbuf_append_json_str(&s->out, msg, strlen(msg));
+        } else {
+            sbuf_append_json_str(&s->out, a->message, strlen(a->message));
+        }
         sbuf_append_cstr(&s->out, "}");
     }
-    if (s->out.len > 0) {
+    bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+    if (s->out.len > 0 && !head) { /* an answer to HEAD has no body (RFC 9110 §9.3.2) */
         evhttp_add_header(oh, "Content-Type", "application/json");
         evbuffer_add(evhttp_request_get_output_buffer(req), s->out.data, s->out.len);
     }
@@ -138,8 +149,27 @@ static void send_answer(struct srv *s, struct evhttp_request *req, enum hook_ver
     if (v == HOOK_METHOD_NOT_ALLOWED) {
         evhttp_add_header(oh, "Allow", "GET, POST, PUT");
     }
-    /* After conflicting framing headers the rest of the stream cannot be trusted. */
-    if (s->draining || v == HOOK_BAD_FRAMING) {
+    /*
+     * evhttp takes an absolute-form target (`POST http://host/path`) for a proxy request: it
+     * then reads keep-alive from Proxy-Connection headers only, and without them drops our
+     * Connection header and closes, so a pipelined request behind it is never answered.
+     * Servers must accept absolute-form (RFC 9112 §3.2.2): the client's own Connection choice
+     * is copied into Proxy-Connection on both sides (after the message was built, so nothing
+     * of it is published; the client sees an extra Proxy-Connection header).
+     */
+    const char *target = evhttp_request_get_uri(req);
+    if (target && target[0] != '/') {
+        struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+        const char *conn = evhttp_find_header(ih, "Connection");
+        const char *keep = conn && strcasecmp(conn, "close") == 0 ? "close" : "keep-alive";
+        evhttp_remove_header(ih, "Proxy-Connection");
+        evhttp_add_header(ih, "Proxy-Connection", keep);
+        evhttp_add_header(oh, "Proxy-Connection", keep);
+    }
+    /* After conflicting framing headers the rest of the stream cannot be trusted; after an
+     * upgrade request it is not HTTP. */
+    if (s->draining || v == HOOK_BAD_FRAMING ||
+        conns_must_close(s->conns, evhttp_request_get_connection(req))) {
         evhttp_add_header(oh, "Connection", "close");
     }
     s->writing++;
@@ -175,7 +205,9 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     sbuf_append_cstr(&b, "{\"message\":");
     sbuf_append_json_str(&b, msg, strlen(msg));
     sbuf_append_cstr(&b, "}");
-    evbuffer_add(buf, b.data, b.len);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evbuffer_add(buf, b.data, b.len);
+    }
     sbuf_deinit(&b);
     evhttp_clear_headers(oh);
     evhttp_add_header(oh, "Connection", "close");
@@ -231,10 +263,9 @@ static void unwatch(struct hook_req *hr)
     }
 }
 
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+static void on_conn_close(void *arg)
 {
     struct hook_req *hr = arg;
-    (void)evcon;
     /* libevent frees the request with the connection: never touch it again. The watch goes
      * first, while its fd is still open. */
     unwatch(hr);
@@ -260,7 +291,7 @@ static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
 static void watch_client(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    evhttp_connection_set_closecb(evcon, on_conn_close, hr);
+    conns_set_close_hook(s->conns, evcon, on_conn_close, hr);
     evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
     if (fd >= 0) {
         hr->watch = event_new(s->base, fd, EV_CLOSED, on_peer_closed, hr);
@@ -281,7 +312,7 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
                             : rc == -EAGAIN ? HOOK_DELIVERY_FAILED
                             : rc == -EMSGSIZE ? HOOK_TOO_LARGE
                                               : HOOK_INTERNAL,
-                    hr);
+                    hr, NULL);
         hook_req_free(hr);
         return;
     }
@@ -324,12 +355,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     char *peer = NULL;
 
     if (s->draining) {
-        send_answer(s, req, HOOK_SHUTTING_DOWN, NULL);
+        send_answer(s, req, HOOK_SHUTTING_DOWN, NULL, NULL);
         return;
     }
     enum hook_verdict lv = check_limits(s, req);
     if (lv != HOOK_ACCEPTED) {
-        send_answer(s, req, lv, NULL);
+        send_answer(s, req, lv, NULL, NULL);
         return;
     }
     /*
@@ -339,7 +370,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     if (s->in_flight >= (size_t)s->cfg->limits.max_in_flight ||
         s->in_flight_bytes + body_len > (size_t)s->cfg->limits.max_in_flight_bytes) {
-        send_answer(s, req, HOOK_OVERLOADED, NULL);
+        send_answer(s, req, HOOK_OVERLOADED, NULL, NULL);
         return;
     }
     struct hook_req *hr = hook_req_new();
@@ -352,7 +383,7 @@ static void on_request(struct evhttp_request *req, void *arg)
             snprintf(status, sizeof(status), "%d", hook_answer(v)->status);
             log_kv(LOG_DEBUG, "request", "status", status, "method", in.method.ptr, NULL);
         }
-        send_answer(s, req, v, hr);
+        send_answer(s, req, v, hr, NULL);
         hook_req_free(hr);
         return;
     }
@@ -389,8 +420,8 @@ void srv_on_delivery(void *opaque, enum pub_result result, const char *reason)
     log_outcome(hr, hook_answer(v)->status, reason);
     if (hr->conn) {
         struct evhttp_request *req = hr->conn;
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-        send_answer(s, req, v, hr);
+        conns_set_close_hook(s->conns, evhttp_request_get_connection(req), NULL, NULL);
+        send_answer(s, req, v, hr, v == HOOK_DELIVERED ? NULL : reason);
     }
     s->in_flight--;
     s->in_flight_bytes -= hr->size;
@@ -498,6 +529,17 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
                          (cfg->limits.request_timeout_ms % 1000) * 1000};
     evhttp_set_timeout_tv(s->http, &tv);
     evhttp_set_gencb(s->http, on_request, s);
+    struct conn_limits cl = {
+        .header_timeout_ms = cfg->limits.header_timeout_ms,
+        .body_timeout_ms = cfg->limits.body_timeout_ms,
+        .idle_timeout_ms = cfg->limits.idle_timeout_ms,
+        .max_connections = cfg->limits.max_connections,
+        .check = {.max_uri_bytes = (size_t)cfg->limits.max_uri_bytes,
+                  .max_header_bytes = (size_t)cfg->limits.max_header_bytes,
+                  .max_headers = (size_t)cfg->limits.max_headers},
+    };
+    s->conns = conns_new(base, &cl);
+    evhttp_set_bevcb(s->http, conns_bev_new, s->conns);
     if (bind_listener(s, err, errsz) < 0) {
         goto out;
     }
@@ -541,10 +583,11 @@ void srv_free(struct srv *s)
         return;
     }
     if (s->http) {
-        evhttp_free(s->http);
+        evhttp_free(s->http); /* closes every connection: their records go first */
     } else if (s->listener) {
         evconnlistener_free(s->listener);
     }
+    conns_free(s->conns);
     if (s->ev_grace) {
         event_free(s->ev_grace);
     }

@@ -192,6 +192,19 @@ static void cmd_topic_error(struct mock *m, char **argv, int argc)
     reply("OK");
 }
 
+/* Moves a partition's leadership: clients see NOT_LEADER_FOR_PARTITION and follow it. */
+static void cmd_leader(struct mock *m, char **argv, int argc)
+{
+    long partition;
+    int32_t id;
+    if (argc != 4 || !parse_long(argv[2], 0, INT32_MAX, &partition) ||
+        !parse_broker(m->brokers, argv[3], &id)) {
+        reply("ERR usage: leader <topic> <partition> <broker-id 1..%d>", m->brokers);
+        return;
+    }
+    answer_err(rd_kafka_mock_partition_set_leader(m->mcluster, argv[1], (int32_t)partition, id));
+}
+
 /*
  * The cluster-level error stacks are per ApiKey; there is no "clear all", so clear every key the
  * protocol defines (librdkafka 2.0.2 knows fewer than 70; 100 leaves room).
@@ -263,6 +276,8 @@ static bool run_command(struct mock *m, char *line)
         cmd_clear_errors(m, argc);
     } else if (strcmp(cmd, "create-topic") == 0) {
         cmd_create_topic(m, argv, argc);
+    } else if (strcmp(cmd, "leader") == 0) {
+        cmd_leader(m, argv, argc);
     } else {
         reply("ERR unknown command '%s'", cmd);
     }
@@ -332,7 +347,8 @@ static void usage(FILE *out)
                  "Prints 'BOOTSTRAP <host:port,...>', then reads commands on stdin:\n"
                  "  broker-down <id> | broker-up <id> | rtt <id> <ms>\n"
                  "  push-errors <ApiKey> <count> <errname> | topic-error <topic> <errname>\n"
-                 "  clear-errors | create-topic <name> <partitions> <replication> | quit\n");
+                 "  clear-errors | create-topic <name> <partitions> <replication>\n"
+                 "  leader <topic> <partition> <broker-id> | quit\n");
 }
 
 int main(int argc, char **argv)

@@ -220,3 +220,72 @@ def test_fatal_producer_error_replaces_the_producer(kafka_private, bridge_privat
     assert any("replaced" in r.get("msg", "") for r in b.log_records())
     ids = {decode_value(r.value)["id"] for r in consume(kafka_private, n.topic, 4)}
     assert {before, *after} <= ids
+
+
+def test_topic_authorization_failure_is_a_clear_5xx(kafka_private, bridge_private_factory):
+    """A permanent refusal of the topic (here authorization) is not worth retrying: 500, and the
+    message names Kafka's reason, so the operator sees the cause in the sender's logs too."""
+    n = Names()
+    b = start(bridge_private_factory, n)
+    assert_accepted(b.post(n.path(), body="allowed"), n.ns, n.flow)
+    # An ACL change on the broker: the produce request is refused for the topic.
+    kafka_private.cmd("push-errors 0 1 TOPIC_AUTHORIZATION_FAILED")
+    resp = b.post(n.path(), body="denied")
+    body = assert_json_error(resp, 500)
+    assert "authorization" in body["message"].lower(), body
+    assert resp.header("Retry-After") is None
+    assert len(consume(kafka_private, n.topic, 1)) == 1  # only the first one
+
+
+def test_broker_refuses_a_message_as_too_large(kafka_private, bridge_private_factory):
+    """The broker's message.max.bytes can be lower than the bridge's limit: its refusal is a
+    413 with Kafka's reason, not a retry loop; the next message is stored."""
+    n = Names()
+    b = start(bridge_private_factory, n)
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    kafka_private.cmd("push-errors 0 1 MSG_SIZE_TOO_LARGE")
+    resp = b.post(n.path(), body="big")
+    body = assert_json_error(resp, 413)
+    assert "kafka" in body["message"].lower(), body
+    after = assert_accepted(b.post(n.path(), body="after"), n.ns, n.flow)
+    ids = [decode_value(r.value)["id"] for r in consume(kafka_private, n.topic, 2)]
+    assert after in ids
+
+
+def test_partition_leaders_move_under_load(kafka_private, bridge_private_factory):
+    """Leadership of every partition moves between brokers while 200 requests are sent: the
+    producer follows the new leaders; every 200 is in Kafka exactly once, and every other
+    answer is a retriable 503."""
+    import concurrent.futures
+    import threading
+    n = Names()
+    b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
+    assert_accepted(b.post(n.path(), body='{"request":-1}'), n.ns, n.flow)  # creates the topic
+    stop = threading.Event()
+
+    def move():
+        k = 0
+        while not stop.is_set():
+            for p in range(4):
+                kafka_private.cmd(f"leader {n.topic} {p} {1 + (p + k) % kafka_private.brokers}")
+            k += 1
+            stop.wait(0.2)
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(
+                lambda i: b.post(n.path(), body=f'{{"request":{i}}}', timeout=30), range(200)))
+    finally:
+        stop.set()
+        mover.join()
+    ok = [r.json()["id"] for r in answers if r.status == 200]
+    for r in answers:
+        if r.status != 200:
+            assert_json_error(r, 503)
+    recs = consume(kafka_private, n.topic, len(ok) + 1)
+    ids = [decode_value(r.value)["id"] for r in recs]
+    assert len(ids) == len(set(ids)), "a message stored twice"
+    assert set(ok) <= set(ids), f"{len(set(ok) - set(ids))} answered 200 but not in Kafka"
+    print(f"\nleader moves: {len(ok)} x 200, {len(answers) - len(ok)} x 503, {len(ids)} in Kafka")

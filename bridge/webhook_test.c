@@ -15,7 +15,7 @@
 
 static struct flow flows[2];
 static struct flow_trigger trigs[3];
-static struct flow_set fs = {flows, 2, 1};
+static struct flow_set fs = {flows, 2, 1, 1};
 static struct route_table *rt;
 static struct hook_ctx *ctx;
 

@@ -25,14 +25,15 @@
 
 /* ==== Helpers ==== */
 
-static const char *const flow_fmt = "id: %s\nnamespace: company.team\n%s"
-                                    "triggers:\n  - id: hook\n"
-                                    "    type: io.kestra.plugin.core.trigger.Webhook\n"
-                                    "    key: %s\n";
+#define FLOW_FMT                                                                               \
+    "id: %s\nnamespace: company.team\n%s"                                                     \
+    "triggers:\n  - id: hook\n"                                                               \
+    "    type: io.kestra.plugin.core.trigger.Webhook\n"                                        \
+    "    key: %s\n"
 
 static char *flow_text(const char *id, const char *key, const char *extra)
 {
-    return xasprintf(flow_fmt, id, extra, key);
+    return xasprintf(FLOW_FMT, id, extra, key);
 }
 
 /* A set built from (file name, text) pairs, as flow_set_load builds one. */

@@ -259,6 +259,8 @@ int main(int argc, char **argv)
         return pr == 1 ? 0 : 2;
     }
     log_setup(LOG_INFO, !isatty(STDERR_FILENO));
+    /* Until reload.c handles it, a SIGHUP (a config tool's "reload") must not end the process. */
+    signal(SIGHUP, SIG_IGN);
     if (load_all(&o, &a, &dl) < 0) {
         diag_print(&dl, o.check ? stdout : stderr);
         goto out;

@@ -34,6 +34,8 @@
      IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 /* A steady stream of changes still reloads this many debounce periods after its first event. */
 #define DEBOUNCE_MAX_FACTOR 10
+/* Per-flow lines of one reload; a template change can touch every flow, the summary counts all. */
+#define LOG_FLOWS_MAX 100
 /* Kubernetes mounts a ConfigMap as links into `..data`, itself a link it swaps on an update. */
 #define K8S_DATA_LINK "..data"
 
@@ -78,8 +80,15 @@ static const struct flow **sorted_flows(const struct flow_set *fs)
     return v;
 }
 
-static void log_flow(const char *what, const struct flow *fl)
+static void log_flow(size_t *budget, const char *what, const struct flow *fl)
 {
+    if (*budget == 0) {
+        return;
+    }
+    if (--*budget == 0) {
+        log_kv(LOG_INFO, "more flow changes: see the reload summary", NULL);
+        return;
+    }
     log_kv(LOG_INFO, what, "namespace", fl->ns, "flow", fl->id, "file", fl->file, NULL);
 }
 
@@ -87,6 +96,7 @@ static void log_flow(const char *what, const struct flow *fl)
 static void diff(const struct flow_set *old, const struct flow_set *cur, bool log,
                  struct reload_counts *out)
 {
+    size_t budget = log ? LOG_FLOWS_MAX : 0;
     const struct flow **a = sorted_flows(old);
     const struct flow **b = sorted_flows(cur);
     size_t i = 0;
@@ -96,15 +106,11 @@ static void diff(const struct flow_set *old, const struct flow_set *cur, bool lo
         int c = i == old->nflows ? 1 : j == cur->nflows ? -1 : cmp_flow(&a[i], &b[j]);
         if (c < 0) {
             out->removed++;
-            if (log) {
-                log_flow("flow removed", a[i]);
-            }
+            log_flow(&budget, "flow removed", a[i]);
             i++;
         } else if (c > 0) {
             out->added++;
-            if (log) {
-                log_flow("flow added", b[j]);
-            }
+            log_flow(&budget, "flow added", b[j]);
             j++;
         } else if (flow_same(a[i], old->compat, b[j], cur->compat)) {
             out->unchanged++;
@@ -112,9 +118,7 @@ static void diff(const struct flow_set *old, const struct flow_set *cur, bool lo
             j++;
         } else {
             out->changed++;
-            if (log) {
-                log_flow("flow changed", b[j]);
-            }
+            log_flow(&budget, "flow changed", b[j]);
             i++;
             j++;
         }

@@ -400,6 +400,49 @@ static void watch_and_sighup(void **state)
     xfree(sub2);
 }
 
+/*
+ * A Kubernetes ConfigMap volume: each file is a link into `..data`, a link to a timestamped
+ * folder; an update writes a new folder and renames a new link over `..data`. Only that rename
+ * happens in flows_dir, and it must reload.
+ */
+static void configmap_swap(void **state)
+{
+    struct fixture *fx = *state;
+    char *path = xasprintf("%s/..v1", fx->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    xfree(path);
+    write_flow(fx, "..v1/a.yaml", "a", "ka");
+    char *data = xasprintf("%s/..data", fx->dir);
+    char *link = xasprintf("%s/a.yaml", fx->dir);
+    assert_int_equal(symlink("..v1", data), 0);
+    assert_int_equal(symlink("..data/a.yaml", link), 0);
+    struct reload *rl = start_reload(fx);
+    struct hook_ctx *ctx = hook_ctx_new(reload_routes(rl), "main", 1);
+    reload_attach(rl, ctx, NULL);
+    struct event_base *base = event_base_new();
+    assert_int_equal(reload_start(rl, base, load_cfg, fx), 0);
+    assert_int_equal(verdict(ctx, URL("a", "ka")), HOOK_ACCEPTED);
+
+    path = xasprintf("%s/..v2", fx->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    xfree(path);
+    write_flow(fx, "..v2/a.yaml", "a", "ka2");
+    char *tmp = xasprintf("%s/..data_tmp", fx->dir);
+    assert_int_equal(symlink("..v2", tmp), 0);
+    assert_int_equal(rename(tmp, data), 0);
+    assert_int_equal(loop_until(base, rl, 1), 1);
+    assert_int_equal(reload_stats(rl)->ok, 1);
+    assert_int_equal(verdict(ctx, URL("a", "ka2")), HOOK_ACCEPTED);
+    assert_int_equal(verdict(ctx, URL("a", "ka")), HOOK_NOT_FOUND);
+
+    reload_free(rl);
+    hook_ctx_free(ctx);
+    event_base_free(base);
+    xfree(tmp);
+    xfree(link);
+    xfree(data);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, false);
@@ -409,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(request_outlives_its_set, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_key_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(watch_and_sighup, setup, teardown),
+        cmocka_unit_test_setup_teardown(configmap_swap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,7 @@ struct key {
     const char *def;
     long min, max; /* KEY_INT only */
     key_check_fn check;
-    bool live; /* a reload applies a new value; else it needs a restart (see cfg_keep_restart_keys) */
+    bool live; /* a reload applies it; else it needs a restart (cfg_keep_restart_keys) */
     const char *desc;
 };
 

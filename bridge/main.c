@@ -35,9 +35,9 @@ struct opts {
 
 struct app {
     struct event_base *base;
-    struct cfg *cfg;          /* until start() hands it to reload */
-    struct flow_set *flows;   /* likewise */
-    struct reload *reload;    /* owns the config, flows and routes being served */
+    struct cfg *cfg;        /* until start() hands it to reload */
+    struct flow_set *flows; /* likewise */
+    struct reload *reload;  /* owns the config, flows and routes being served */
     struct hook_ctx *hook;
     struct pub *pub;
     struct srv *srv;

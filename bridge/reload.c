@@ -29,8 +29,8 @@
  * `touch` forces a reload), folders coming and going, and the watched folder itself vanishing.
  * Reads (IN_OPEN, IN_ACCESS, IN_CLOSE_NOWRITE) are left out: our own reload reads every file.
  */
-#define WATCH_MASK                                                                             \
-    (IN_CREATE | IN_DELETE | IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_FROM | IN_MOVED_TO |       \
+#define WATCH_MASK                                                                                 \
+    (IN_CREATE | IN_DELETE | IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_FROM | IN_MOVED_TO |            \
      IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 /* A steady stream of changes still reloads this many debounce periods after its first event. */
 #define DEBOUNCE_MAX_FACTOR 10
@@ -159,8 +159,8 @@ static void watch_tree(struct reload *rl, const char *dir, int depth)
         return;
     }
     if (inotify_add_watch(rl->ino_fd, dir, WATCH_MASK) < 0) {
-        log_kv(LOG_WARN, "cannot watch a flows folder; SIGHUP still reloads", "dir", dir,
-               "error", strerror(errno), NULL);
+        log_kv(LOG_WARN, "cannot watch a flows folder; SIGHUP still reloads", "dir", dir, "error",
+               strerror(errno), NULL);
         return;
     }
     DIR *d = opendir(dir);
@@ -307,8 +307,8 @@ static void log_failure(struct reload *rl, const struct diag_list *dl, const cha
     }
     char n[32];
     snprintf(n, sizeof(n), "%zu", dl->n);
-    log_kv(LOG_ERROR, "reload failed: the running flows and config stay", "trigger", why,
-           "errors", n, NULL);
+    log_kv(LOG_ERROR, "reload failed: the running flows and config stay", "trigger", why, "errors",
+           n, NULL);
     rl->stats.failed++;
 }
 

@@ -27,18 +27,18 @@ struct srv;
 
 /** Counters of reload outcomes since start, for the metrics endpoint and the logs. */
 struct reload_stats {
-    unsigned long ok;        /* reloads swapped in */
-    unsigned long failed;    /* reloads refused (the running set stayed) */
-    long long last_ok_unix;  /* wall-clock seconds of the last successful reload; 0: none yet */
-    char last_error[512];    /* first error of the last failed reload, "file:line:col: msg";
-                              * kept after later successes; "" until a reload fails */
+    unsigned long ok;       /* reloads swapped in */
+    unsigned long failed;   /* reloads refused (the running set stayed) */
+    long long last_ok_unix; /* wall-clock seconds of the last successful reload; 0: none yet */
+    char last_error[512];   /* first error of the last failed reload, "file:line:col: msg";
+                             * kept after later successes; "" until a reload fails */
 };
 
 /** What a reload changed, flow by flow (namespace and id name a flow). */
 struct reload_counts {
     size_t added;
     size_t removed;
-    size_t changed;   /* same namespace and id; another file, text, topic or expression rules */
+    size_t changed; /* same namespace and id; another file, text, topic or expression rules */
     size_t unchanged;
 };
 

@@ -25,10 +25,10 @@
 
 /* ==== Helpers ==== */
 
-#define FLOW_FMT                                                                               \
-    "id: %s\nnamespace: company.team\n%s"                                                     \
-    "triggers:\n  - id: hook\n"                                                               \
-    "    type: io.kestra.plugin.core.trigger.Webhook\n"                                        \
+#define FLOW_FMT                                                                                   \
+    "id: %s\nnamespace: company.team\n%s"                                                          \
+    "triggers:\n  - id: hook\n"                                                                    \
+    "    type: io.kestra.plugin.core.trigger.Webhook\n"                                            \
     "    key: %s\n"
 
 static char *flow_text(const char *id, const char *key, const char *extra)
@@ -47,8 +47,8 @@ static struct flow_set *set_of(const char *const *files, size_t n, const char *t
     }
     struct flow_set *fs = flow_set_new();
     for (size_t i = 0; i < n; i++) {
-        struct yml_doc *doc = yml_load_string(files[2 * i], files[2 * i + 1],
-                                              strlen(files[2 * i + 1]), &dl);
+        struct yml_doc *doc =
+            yml_load_string(files[2 * i], files[2 * i + 1], strlen(files[2 * i + 1]), &dl);
         assert_non_null(doc);
         assert_int_equal(flow_set_add_doc(fs, doc, &dl), 0);
         yml_doc_free(doc);
@@ -74,8 +74,7 @@ static void write_file(const struct fixture *fx, const char *name, const char *t
     xfree(path);
 }
 
-static void write_flow(const struct fixture *fx, const char *name, const char *id,
-                       const char *key)
+static void write_flow(const struct fixture *fx, const char *name, const char *id, const char *key)
 {
     char *text = flow_text(id, key, "");
     write_file(fx, name, text);
@@ -134,8 +133,10 @@ static int teardown(void **state)
 
 static enum hook_verdict post(struct hook_ctx *ctx, const char *path, struct hook_req *hr)
 {
-    struct hook_input in = {.method = strv_of("POST"), .path = strv_of(path),
-                            .body = strv_of(""), .remote_addr = "127.0.0.1"};
+    struct hook_input in = {.method = strv_of("POST"),
+                            .path = strv_of(path),
+                            .body = strv_of(""),
+                            .remote_addr = "127.0.0.1"};
     return hook_process(ctx, &in, hr);
 }
 
@@ -246,9 +247,10 @@ static void swap_and_refuse(void **state)
     /* A condition that does not compile is refused the same way. */
     remove_file(fx, "d.yaml");
     char *bad = flow_text("e", "ke", "");
-    char *cond = xasprintf("%s    conditions:\n      - type: io.kestra.plugin.core.condition.Expression\n"
-                           "        expression: \"{{ 1 + }}\"\n",
-                           bad);
+    char *cond =
+        xasprintf("%s    conditions:\n      - type: io.kestra.plugin.core.condition.Expression\n"
+                  "        expression: \"{{ 1 + }}\"\n",
+                  bad);
     write_file(fx, "e.yaml", cond);
     assert_int_equal(reload_run(rl, "test"), -EINVAL);
     assert_int_equal(reload_stats(rl)->failed, 2);

@@ -897,8 +897,8 @@ void cfg_print_reference(FILE *out)
         }
         prev_len = slen;
         const char *indent = slen ? "    " : "";
-        fprintf(out, "%s# %s%s\n%s%s: ", indent, k->desc, k->live ? "" : " (needs a restart)", indent,
-                k->name + (slen ? slen + 1 : 0));
+        fprintf(out, "%s# %s%s\n%s%s: ", indent, k->desc, k->live ? "" : " (needs a restart)",
+                indent, k->name + (slen ? slen + 1 : 0));
         if (k->type == KEY_STR) {
             print_yaml_str(out, k->def);
         } else {

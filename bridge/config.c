@@ -29,6 +29,7 @@ struct key {
     const char *def;
     long min, max; /* KEY_INT only */
     key_check_fn check;
+    bool live; /* a reload applies it; else it needs a restart (cfg_keep_restart_keys) */
     const char *desc;
 };
 
@@ -39,13 +40,23 @@ static const char *check_log_level(const char *v);
 static const char *check_topic_template(const char *v);
 
 /* clang-format off */
-#define STR_KEY(n, m, d, chk, desc) {n, KEY_STR, offsetof(struct cfg, m), d, 0, 0, chk, desc}
-#define INT_KEY(n, m, d, lo, hi, desc) {n, KEY_INT, offsetof(struct cfg, m), d, lo, hi, NULL, desc}
+#define STR_KEY(n, m, d, chk, live, desc) \
+    {n, KEY_STR, offsetof(struct cfg, m), d, 0, 0, chk, live, desc}
+#define INT_KEY(n, m, d, lo, hi, live, desc) \
+    {n, KEY_INT, offsetof(struct cfg, m), d, lo, hi, NULL, live, desc}
+#define LIVE true
+#define RESTART false
 /* clang-format on */
 
 /*
  * The documentation of every key. configs/bridge.yaml repeats it (config_test.c keeps the two in
  * sync) and cfg_print_reference() prints it.
+ *
+ * LIVE keys take effect on a reload (SIGHUP, or a change in flows_dir). RESTART keys are bound
+ * into something built once at start: the listening socket (listen), the route digests and every
+ * 200 body (tenant), the Kafka producer (kafka.bootstrap_servers, delivery_timeout_ms, properties,
+ * and max_in_flight*, which size its queue). The limits on requests apply to connections opened
+ * after the reload.
  *
  * limits.max_body_bytes defaults to 983040 (960 KiB), not 1 MiB: a body travels in one Kafka
  * message, librdkafka refuses messages above message.max.bytes (1000000 by default), and the
@@ -53,48 +64,53 @@ static const char *check_topic_template(const char *v);
  * 16960 bytes, about limits.max_header_bytes, for them.
  */
 static const struct key keys[] = {
-    STR_KEY("listen", listen, "127.0.0.1:8080", check_listen,
+    STR_KEY("listen", listen, "127.0.0.1:8080", check_listen, RESTART,
             "address to serve webhooks on, HOST:PORT ([::1]:8080 for IPv6; port 0: any free port)"),
-    STR_KEY("flows_dir", flows_dir, "flows", check_nonempty,
+    STR_KEY("flows_dir", flows_dir, "flows", check_nonempty, LIVE,
             "folder of Kestra flows (*.yml, *.yaml, recursively); relative to this file's folder"),
-    STR_KEY("tenant", tenant, "main", check_tenant,
+    STR_KEY("tenant", tenant, "main", check_tenant, RESTART,
             "Kestra tenant, as in /api/v1/{tenant}/executions/webhook/..., and {tenant} in topics"),
-    STR_KEY("log_level", log_level, "info", check_log_level, "debug, info, warn or error"),
-    INT_KEY("kestra_compat", kestra_compat, "1", 1, 2,
+    STR_KEY("log_level", log_level, "info", check_log_level, LIVE, "debug, info, warn or error"),
+    INT_KEY("kestra_compat", kestra_compat, "1", 1, 2, LIVE,
             "1: Kestra 0.20-1.x expression rules; 2: Kestra 2.0 rules (?? precedence, nulls, <)"),
     STR_KEY(
-        "kafka.bootstrap_servers", kafka.bootstrap_servers, "", NULL,
+        "kafka.bootstrap_servers", kafka.bootstrap_servers, "", NULL, RESTART,
         "brokers, host:port[,host:port...]; \"\" or \"embedded\" runs an in-process mock cluster"),
     STR_KEY("kafka.topic_template", kafka.topic_template, "webhooks.{namespace}.{flowId}",
-            check_topic_template,
+            check_topic_template, LIVE,
             "topic of each flow; placeholders {namespace}, {flowId}, {tenant}"),
-    INT_KEY("kafka.delivery_timeout_ms", kafka.delivery_timeout_ms, "10000", 1, 300000,
+    INT_KEY("kafka.delivery_timeout_ms", kafka.delivery_timeout_ms, "10000", 1, 300000, RESTART,
             "how long librdkafka may try to deliver (message.timeout.ms); < request_timeout_ms"),
     {"kafka.properties", KEY_PROPS, offsetof(struct cfg, kafka.properties), "{}", 0, 0, NULL,
+     RESTART,
      "librdkafka properties, passed as is; acks stays all (a 200 means all in-sync replicas)"},
-    {"kafka.topics", KEY_TOPICS, offsetof(struct cfg, kafka.topics), "{}", 0, 0, NULL,
+    {"kafka.topics", KEY_TOPICS, offsetof(struct cfg, kafka.topics), "{}", 0, 0, NULL, LIVE,
      "topic overrides, \"namespace/flowId\": topic, taking precedence over topic_template"},
-    INT_KEY("limits.max_body_bytes", limits.max_body_bytes, "983040", 0, 1073741824,
+    INT_KEY("limits.max_body_bytes", limits.max_body_bytes, "983040", 0, 1073741824, LIVE,
             "largest request body; at most the producer's message.max.bytes (1000000)"),
-    INT_KEY("limits.max_header_bytes", limits.max_header_bytes, "16384", 256, 1048576,
+    INT_KEY("limits.max_header_bytes", limits.max_header_bytes, "16384", 256, 1048576, LIVE,
             "all request headers together"),
-    INT_KEY("limits.max_headers", limits.max_headers, "100", 1, 10000, "number of request headers"),
-    INT_KEY("limits.max_uri_bytes", limits.max_uri_bytes, "8192", 1024, 1048576,
+    INT_KEY("limits.max_headers", limits.max_headers, "100", 1, 10000, LIVE,
+            "number of request headers"),
+    INT_KEY("limits.max_uri_bytes", limits.max_uri_bytes, "8192", 1024, 1048576, LIVE,
             "request URI, query string included"),
-    INT_KEY("limits.max_in_flight", limits.max_in_flight, "10000", 1, 1000000,
+    INT_KEY("limits.max_in_flight", limits.max_in_flight, "10000", 1, 1000000, RESTART,
             "webhooks waiting for their Kafka acknowledgement; past it, 503 at once"),
     INT_KEY("limits.max_in_flight_bytes", limits.max_in_flight_bytes, "67108864", 1048576,
-            4294967296L, "bytes of messages waiting for their acknowledgement; past it, 503"),
-    INT_KEY("limits.header_timeout_ms", limits.header_timeout_ms, "10000", 100, 3600000,
+            4294967296L, RESTART,
+            "bytes of messages waiting for their acknowledgement; past it, 503"),
+    INT_KEY("limits.header_timeout_ms", limits.header_timeout_ms, "10000", 100, 3600000, LIVE,
             "a request head (and a new connection's first byte) must arrive within this; 408"),
-    INT_KEY("limits.body_timeout_ms", limits.body_timeout_ms, "30000", 100, 3600000,
+    INT_KEY("limits.body_timeout_ms", limits.body_timeout_ms, "30000", 100, 3600000, LIVE,
             "a request body must arrive within this after its head; else 408"),
-    INT_KEY("limits.idle_timeout_ms", limits.idle_timeout_ms, "75000", 100, 3600000,
+    INT_KEY("limits.idle_timeout_ms", limits.idle_timeout_ms, "75000", 100, 3600000, LIVE,
             "a kept-alive connection idle this long after its last answer is closed"),
-    INT_KEY("limits.max_connections", limits.max_connections, "10000", 1, 1000000,
+    INT_KEY("limits.max_connections", limits.max_connections, "10000", 1, 1000000, LIVE,
             "open client connections; one more gets 503 with Retry-After and is closed"),
-    INT_KEY("limits.request_timeout_ms", limits.request_timeout_ms, "30000", 100, 3600000,
+    INT_KEY("limits.request_timeout_ms", limits.request_timeout_ms, "30000", 100, 3600000, LIVE,
             "connection inactivity while reading or writing, and keep-alive idle time"),
+    INT_KEY("reload.debounce_ms", reload.debounce_ms, "200", 0, 60000, LIVE,
+            "quiet time after a change in flows_dir before reloading (editors write in steps)"),
 };
 
 #define NKEYS ARRAY_LEN(keys)
@@ -665,6 +681,79 @@ const char *cfg_key_name(size_t i)
     return i < NKEYS ? keys[i].name : NULL;
 }
 
+/* ==== Reloading ==== */
+
+bool cfg_key_live(const char *name)
+{
+    const struct key *k = key_find(name);
+    return k && k->live;
+}
+
+static void copy_props(struct cfg *dst, const struct cfg *src)
+{
+    for (size_t i = 0; i < dst->kafka.nproperties; i++) {
+        xfree(dst->kafka.properties[i].name);
+        xfree(dst->kafka.properties[i].value);
+    }
+    xfree(dst->kafka.properties);
+    dst->kafka.properties = NULL;
+    dst->kafka.nproperties = src->kafka.nproperties;
+    if (src->kafka.nproperties == 0) {
+        return;
+    }
+    dst->kafka.properties = xcalloc(src->kafka.nproperties, sizeof(struct cfg_prop));
+    for (size_t i = 0; i < src->kafka.nproperties; i++) {
+        dst->kafka.properties[i] = src->kafka.properties[i];
+        dst->kafka.properties[i].name = xstrdup(src->kafka.properties[i].name);
+        dst->kafka.properties[i].value = xstrdup(src->kafka.properties[i].value);
+    }
+}
+
+/* Gives key k of dst the value it has in src. Positions stay those of dst's file. */
+static void copy_value(struct cfg *dst, const struct cfg *src, const struct key *k)
+{
+    switch (k->type) {
+    case KEY_STR:
+        cfg_set_str(str_field(dst, k), *str_field((struct cfg *)src, k));
+        break;
+    case KEY_INT:
+        *int_field(dst, k) = *int_field((struct cfg *)src, k);
+        break;
+    case KEY_PROPS:
+        copy_props(dst, src);
+        break;
+    case KEY_TOPICS:
+        assert(!"kafka.topics is live"); /* no copy needed: a reload applies it */
+        break;
+    }
+}
+
+/* Values are compared as text, never logged: kafka.properties may hold passwords. */
+int cfg_keep_restart_keys(struct cfg *next, const struct cfg *cur, struct diag_list *notes)
+{
+    int n = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (k->live) {
+            continue;
+        }
+        char *a = cfg_get_text(next, k->name);
+        char *b = cfg_get_text(cur, k->name);
+        if (strcmp(a, b) != 0) {
+            int line = 0;
+            int col = 0;
+            cfg_key_pos(next, k->name, &line, &col);
+            diag_add(notes, next->file, line, col,
+                     "'%s' changed: needs a restart; the running value stays", k->name);
+            copy_value(next, cur, k);
+            n++;
+        }
+        xfree(a);
+        xfree(b);
+    }
+    return n;
+}
+
 /* ==== Cross-checks ==== */
 
 /* Adds an error at the position of key `name` when the file set it, else without a position. */
@@ -816,7 +905,8 @@ void cfg_print_reference(FILE *out)
         }
         prev_len = slen;
         const char *indent = slen ? "    " : "";
-        fprintf(out, "%s# %s\n%s%s: ", indent, k->desc, indent, k->name + (slen ? slen + 1 : 0));
+        fprintf(out, "%s# %s%s\n%s%s: ", indent, k->desc, k->live ? "" : " (needs a restart)",
+                indent, k->name + (slen ? slen + 1 : 0));
         if (k->type == KEY_STR) {
             print_yaml_str(out, k->def);
         } else {

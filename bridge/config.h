@@ -64,6 +64,10 @@ struct cfg {
         long request_timeout_ms; /* whole request, read to answer; default 30000 */
     } limits;
 
+    struct {
+        long debounce_ms; /* quiet time after a flows_dir change before reloading; default 200 */
+    } reload;
+
     struct cfg_pos *pos; /* one per key-table entry; read it through cfg_key_pos() */
 };
 
@@ -116,6 +120,18 @@ void cfg_print_reference(FILE *out);
 
 /** Where cfg->file set the dotted key `name` ("limits.max_body_bytes"); false if it did not. */
 bool cfg_key_pos(const struct cfg *cfg, const char *name, int *line, int *col);
+
+/** True when a reload applies key `name`; false when it needs a restart (or is unknown). */
+bool cfg_key_live(const char *name);
+
+/**
+ * For a reload: every key that needs a restart and whose value in `next` differs from the running
+ * `cur` gets the running value back in `next`, and a note in `notes` at the key's position in
+ * next->file ("bridge.yaml:3:9: 'listen' changed: needs a restart; the running value stays").
+ * Returns how many keys were reverted. Run cfg_validate() on `next` afterwards: the mix of new
+ * and running values may break a cross-check (request_timeout_ms against delivery_timeout_ms).
+ */
+int cfg_keep_restart_keys(struct cfg *next, const struct cfg *cur, struct diag_list *notes);
 
 /** The key table, for tools and tests: cfg_key_name(i) for i < cfg_key_count(), else NULL. */
 size_t cfg_key_count(void);

@@ -427,6 +427,94 @@ static void bridge_yaml_in_sync(void **state)
     diag_list_deinit(&dl);
 }
 
+/*
+ * The comment above each key in configs/bridge.yaml says "Needs a restart." exactly for the keys
+ * a reload does not apply.
+ */
+static void restart_keys_documented(void **state)
+{
+    (void)state;
+    struct diag_list dl;
+    diag_list_init(&dl);
+    struct cfg *cfg = cfg_load(REFERENCE_CONFIG, &dl);
+    assert_non_null(cfg);
+    FILE *f = fopen(REFERENCE_CONFIG, "r");
+    assert_non_null(f);
+    char *lines[512];
+    size_t n = 0;
+    char buf[512];
+    while (n < 512 && fgets(buf, sizeof(buf), f)) {
+        lines[n++] = xstrdup(buf);
+    }
+    fclose(f);
+    for (size_t i = 0; i < cfg_key_count(); i++) {
+        const char *name = cfg_key_name(i);
+        int line = 0;
+        int col = 0;
+        assert_true(cfg_key_pos(cfg, name, &line, &col));
+        bool marked = false;
+        /* The comment block right above the key's line. */
+        for (int l = line - 2; l >= 0 && strstr(lines[l], "#"); l--) {
+            marked = marked || strstr(lines[l], "Needs a restart.");
+        }
+        if (marked == cfg_key_live(name)) {
+            fail_msg("%s:%d: '%s' is %s but its comment %s \"Needs a restart.\"", REFERENCE_CONFIG,
+                     line, name, cfg_key_live(name) ? "reloadable" : "not reloadable",
+                     marked ? "says" : "does not say");
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        xfree(lines[i]);
+    }
+    cfg_free(cfg);
+    diag_list_deinit(&dl);
+}
+
+/* A reload keeps the running value of every restart-only key, notes it, and takes the rest. */
+static void keep_restart_keys(void **state)
+{
+    (void)state;
+    struct diag_list dl;
+    struct cfg *cur = load_text("c.yaml",
+                                "listen: 127.0.0.1:1000\n"
+                                "kafka:\n  properties:\n    linger.ms: 5\n",
+                                &dl);
+    assert_non_null(cur);
+    diag_list_deinit(&dl);
+    struct cfg *next = load_text("c.yaml",
+                                 "listen: 127.0.0.1:2000\n"
+                                 "log_level: debug\n"
+                                 "kafka:\n  properties:\n    linger.ms: 7\n    batch.size: 10\n"
+                                 "  topic_template: t.{flowId}\n",
+                                 &dl);
+    assert_non_null(next);
+    diag_list_deinit(&dl);
+    diag_list_init(&dl);
+    assert_int_equal(cfg_keep_restart_keys(next, cur, &dl), 2);
+    char *got = format_all(&dl);
+    assert_string_equal(got,
+                        "c.yaml:1:9: 'listen' changed: needs a restart; the running value stays\n"
+                        "c.yaml:5:5: 'kafka.properties' changed: needs a restart; the running "
+                        "value stays\n");
+    xfree(got);
+    assert_string_equal(next->listen, "127.0.0.1:1000");
+    assert_int_equal(next->kafka.nproperties, 1);
+    assert_string_equal(cfg_kafka_prop(next, "linger.ms"), "5");
+    assert_string_equal(next->log_level, "debug");
+    assert_string_equal(next->kafka.topic_template, "t.{flowId}");
+    /* Nothing changed the second time. */
+    diag_list_deinit(&dl);
+    diag_list_init(&dl);
+    assert_int_equal(cfg_keep_restart_keys(next, cur, &dl), 0);
+    assert_int_equal(dl.n, 0);
+    assert_true(cfg_key_live("reload.debounce_ms"));
+    assert_false(cfg_key_live("tenant"));
+    assert_false(cfg_key_live("nope"));
+    diag_list_deinit(&dl);
+    cfg_free(next);
+    cfg_free(cur);
+}
+
 /* cfg_print_reference() writes a file that loads back to the defaults, every key present. */
 static void print_reference_loads(void **state)
 {
@@ -503,6 +591,8 @@ int main(void)
         cmocka_unit_test(max_body_vs_message_max_bytes),
         cmocka_unit_test(timeouts),
         cmocka_unit_test(bridge_yaml_in_sync),
+        cmocka_unit_test(restart_keys_documented),
+        cmocka_unit_test(keep_restart_keys),
         cmocka_unit_test(print_reference_loads),
         cmocka_unit_test(helpers),
     };

@@ -451,15 +451,19 @@ size_t conns_open(const struct conns *t)
     return t->live;
 }
 
-struct conns *conns_new(struct event_base *base, const struct conn_limits *limits)
+struct conns *conns_new(struct event_base *base)
 {
     struct conns *t = xcalloc(1, sizeof(*t));
     t->base = base;
+    return t;
+}
+
+void conns_set_limits(struct conns *t, const struct conn_limits *limits)
+{
     t->lim = *limits;
     /* http_parser's own head limit (a process-wide setting) must not cut in before ours. */
     http_parser_set_max_header_size(
         (uint32_t)(limits->check.max_uri_bytes + limits->check.max_header_bytes + 4096));
-    return t;
 }
 
 void conns_free(struct conns *t)

@@ -40,8 +40,14 @@ struct conn_limits {
 
 struct conns;
 
-/** limits is copied. */
-struct conns *conns_new(struct event_base *base, const struct conn_limits *limits);
+/** An empty table; conns_set_limits() must run before the first connection. */
+struct conns *conns_new(struct event_base *base);
+
+/**
+ * Sets the limits (copied). Timers armed from now on and connections opened from now on use
+ * them (a reload); a connection's framing limits stay those it was opened with.
+ */
+void conns_set_limits(struct conns *t, const struct conn_limits *limits);
 
 /** Frees the table. evhttp_free() must have run first (it closes every connection). */
 void conns_free(struct conns *t);

@@ -5,6 +5,7 @@
  */
 #include "flow.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -657,12 +658,25 @@ void flow_deinit(struct flow *fl)
 
 struct flow_set *flow_set_new(void)
 {
-    return xcalloc(1, sizeof(struct flow_set));
+    struct flow_set *fs = xcalloc(1, sizeof(struct flow_set));
+    fs->refs = 1;
+    return fs;
+}
+
+struct flow_set *flow_set_ref(struct flow_set *fs)
+{
+    assert(fs->refs > 0);
+    fs->refs++;
+    return fs;
 }
 
 void flow_set_free(struct flow_set *fs)
 {
     if (!fs) {
+        return;
+    }
+    assert(fs->refs > 0);
+    if (--fs->refs > 0) {
         return;
     }
     for (size_t i = 0; i < fs->nflows; i++) {
@@ -705,10 +719,21 @@ int flow_set_add_doc(struct flow_set *fs, const struct yml_doc *doc, struct diag
         flow_deinit(&fl);
         return -EEXIST;
     }
+    if (doc->text) {
+        unsigned int n = FLOW_DIGEST_LEN;
+        EVP_Digest(doc->text, strlen(doc->text), fl.digest, &n, EVP_sha256(), NULL);
+    }
     fs->flows = xrealloc(fs->flows, (fs->nflows + 1) * sizeof(*fs->flows));
     fs->flows[fs->nflows++] = fl;
     link_triggers(fs);
     return 0;
+}
+
+bool flow_same(const struct flow *a, int compat_a, const struct flow *b, int compat_b)
+{
+    return compat_a == compat_b && strcmp(a->file, b->file) == 0 &&
+           strcmp(a->topic ? a->topic : "", b->topic ? b->topic : "") == 0 &&
+           memcmp(a->digest, b->digest, FLOW_DIGEST_LEN) == 0;
 }
 
 /* ==== Topics of the set ==== */

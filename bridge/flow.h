@@ -20,6 +20,8 @@ struct yml_doc;
 #define FLOW_TRIGGER_TYPE_LEGACY "io.kestra.core.models.triggers.types.Webhook"
 #define FLOW_KEY_MAX 256
 
+#define FLOW_DIGEST_LEN 32
+
 struct flow;
 
 /** A webhook trigger of a flow, in declaration order. */
@@ -50,13 +52,25 @@ struct flow {
      */
     msgpack_object labels;
     msgpack_zone *labels_zone;
+    /*
+     * SHA-256 of the file's text, set by flow_set_add_doc (zero from flow_parse_doc alone): a
+     * reload tells a changed flow from an unchanged one with it (flow_same()).
+     */
+    unsigned char digest[FLOW_DIGEST_LEN];
 };
 
-/** Every flow loaded from one flows directory, in sorted path order. Owns the flows. */
+/**
+ * Every flow loaded from one flows directory, in sorted path order. Owns the flows.
+ *
+ * Reference counted, because a reload replaces the set while requests that matched one of its
+ * triggers still wait for Kafka: each such request holds a reference (flow_set_ref), the running
+ * service holds one, and the set is freed when the last is dropped (flow_set_free). One thread.
+ */
 struct flow_set {
     struct flow *flows;
     size_t nflows;
     int compat; /* expression rules for conditions (EXPR_COMPAT_*), from cfg->kestra_compat */
+    unsigned long refs; /* 1 when new */
 };
 
 /**
@@ -70,8 +84,20 @@ struct flow_set {
  */
 struct flow_set *flow_set_load(const struct cfg *cfg, struct diag_list *dl);
 
-/** Frees the set and its flows; NULL is a no-op. */
+/**
+ * Drops one reference to the set; the last one frees the set and its flows. NULL is a no-op.
+ * For a set nobody else referenced (the usual case outside a reload) this frees it at once.
+ */
 void flow_set_free(struct flow_set *fs);
+
+/** Takes one more reference to fs (not NULL) and returns it; release it with flow_set_free(). */
+struct flow_set *flow_set_ref(struct flow_set *fs);
+
+/**
+ * True when a and b would serve the same: same file, same text (digest), same topic and same
+ * expression rules. A reload counts flows as changed or unchanged with it.
+ */
+bool flow_same(const struct flow *a, int compat_a, const struct flow *b, int compat_b);
 
 /*
  * The steps of flow_set_load, for tests and fuzzers: flow_set_new(), flow_set_add_doc() for each

@@ -11,7 +11,7 @@
 
 static struct flow fl = {.id = "hello", .ns = "company.team", .topic = "t"};
 static struct flow_trigger trig = {.id = "hook", .key = "k", .key_len = 1, .flow = &fl};
-static struct flow_set fs = {&fl, 1, 1};
+static struct flow_set fs = {&fl, 1, 1, 1};
 static struct route_table *rt;
 static struct hook_ctx *ctx;
 

@@ -23,6 +23,11 @@ void log_setup(enum log_level min, bool json)
     json_lines = json;
 }
 
+void log_set_level(enum log_level min)
+{
+    min_level = min;
+}
+
 int log_level_parse(const char *s)
 {
     for (size_t i = 0; i < ARRAY_LEN(level_names); i++) {

@@ -12,6 +12,9 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 /** Sets the minimum level printed and the output format (json=false: plain text). */
 void log_setup(enum log_level min, bool json);
 
+/** Changes the minimum level printed, keeping the format (a reload of log_level). */
+void log_set_level(enum log_level min);
+
 /** Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int log_level_parse(const char *s);
 

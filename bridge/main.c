@@ -16,6 +16,7 @@
 #include "flow.h"
 #include "log.h"
 #include "publish.h"
+#include "reload.h"
 #include "route.h"
 #include "server.h"
 #include "webhook.h"
@@ -34,9 +35,9 @@ struct opts {
 
 struct app {
     struct event_base *base;
-    struct cfg *cfg;
-    struct flow_set *flows;
-    struct route_table *routes;
+    struct cfg *cfg;        /* until start() hands it to reload */
+    struct flow_set *flows; /* likewise */
+    struct reload *reload;  /* owns the config, flows and routes being served */
     struct hook_ctx *hook;
     struct pub *pub;
     struct srv *srv;
@@ -96,23 +97,37 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* Config, overrides, cross-checks and flows; every error goes to dl. */
-static int load_all(const struct opts *o, struct app *a, struct diag_list *dl)
+/*
+ * Config, command-line overrides and cross-checks; every error goes to dl. At start and at each
+ * reload (a reload_load_fn), so the overrides keep winning over the file.
+ */
+static struct cfg *load_config(void *arg, struct diag_list *dl)
 {
-    a->cfg = o->config ? cfg_load(o->config, dl) : cfg_new_defaults();
-    if (!a->cfg) {
-        return -1;
+    const struct opts *o = arg;
+    struct cfg *cfg = o->config ? cfg_load(o->config, dl) : cfg_new_defaults();
+    if (!cfg) {
+        return NULL;
     }
     if (o->listen) {
-        cfg_set_str(&a->cfg->listen, o->listen);
+        cfg_set_str(&cfg->listen, o->listen);
     }
     if (o->flows) {
-        cfg_set_str(&a->cfg->flows_dir, o->flows);
+        cfg_set_str(&cfg->flows_dir, o->flows);
     }
     if (o->bootstrap) {
-        cfg_set_str(&a->cfg->kafka.bootstrap_servers, o->bootstrap);
+        cfg_set_str(&cfg->kafka.bootstrap_servers, o->bootstrap);
     }
-    if (cfg_validate(a->cfg, dl) > 0) {
+    if (cfg_validate(cfg, dl) > 0) {
+        cfg_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static int load_all(struct opts *o, struct app *a, struct diag_list *dl)
+{
+    a->cfg = load_config(o, dl);
+    if (!a->cfg) {
         return -1;
     }
     a->flows = flow_set_load(a->cfg, dl);
@@ -152,24 +167,33 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         _exit(1);
     }
     log_kv(LOG_INFO, "shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
-    struct timeval tv = {(a->cfg->kafka.delivery_timeout_ms + 2000) / 1000, 0};
+    reload_stop(a->reload);
+    struct timeval tv = {(reload_cfg(a->reload)->kafka.delivery_timeout_ms + 2000) / 1000, 0};
     a->ev_deadline = evtimer_new(a->base, on_deadline, a);
     evtimer_add(a->ev_deadline, &tv);
     srv_drain(a->srv, on_drained, a);
 }
 
-static int start(struct app *a)
+static int start(struct app *a, struct opts *o)
 {
     char err[512];
     a->base = event_base_new();
-    a->routes = route_table_new(a->flows, a->cfg->tenant);
-    a->hook = hook_ctx_new(a->routes, a->cfg->tenant, (int)a->cfg->kestra_compat);
-    a->srv = srv_new(a->base, a->cfg, a->hook, err, sizeof(err));
+    a->reload = reload_new_take(a->cfg, a->flows);
+    a->cfg = NULL;
+    a->flows = NULL;
+    const struct cfg *cfg = reload_cfg(a->reload);
+    a->hook = hook_ctx_new(reload_routes(a->reload), cfg->tenant, (int)cfg->kestra_compat);
+    a->srv = srv_new(a->base, cfg, a->hook, err, sizeof(err));
     if (!a->srv) {
         log_kv(LOG_ERROR, "cannot start the HTTP server", "error", err, NULL);
         return -1;
     }
-    a->pub = pub_new(a->cfg, a->base, srv_on_delivery, err, sizeof(err));
+    reload_attach(a->reload, a->hook, a->srv);
+    if (reload_start(a->reload, a->base, load_config, o) < 0) {
+        log_kv(LOG_ERROR, "cannot install the SIGHUP handler", NULL);
+        return -1;
+    }
+    a->pub = pub_new(cfg, a->base, srv_on_delivery, err, sizeof(err));
     if (!a->pub) {
         log_kv(LOG_ERROR, "cannot start the Kafka producer", "error", err, NULL);
         return -1;
@@ -180,11 +204,11 @@ static int start(struct app *a)
     evsignal_add(a->ev_term, NULL);
     evsignal_add(a->ev_int, NULL);
     char nflows[32], nroutes[32];
-    snprintf(nflows, sizeof(nflows), "%zu", a->flows->nflows);
-    snprintf(nroutes, sizeof(nroutes), "%zu", route_table_size(a->routes));
-    log_kv(LOG_INFO, "flows loaded", "dir", a->cfg->flows_dir, "flows", nflows, "webhooks",
-           nroutes, NULL);
-    log_kv(LOG_INFO, "listening", "addr", srv_address(a->srv), "tenant", a->cfg->tenant, NULL);
+    snprintf(nflows, sizeof(nflows), "%zu", reload_flows(a->reload)->nflows);
+    snprintf(nroutes, sizeof(nroutes), "%zu", route_table_size(reload_routes(a->reload)));
+    log_kv(LOG_INFO, "flows loaded", "dir", cfg->flows_dir, "flows", nflows, "webhooks", nroutes,
+           NULL);
+    log_kv(LOG_INFO, "listening", "addr", srv_address(a->srv), "tenant", cfg->tenant, NULL);
     return 0;
 }
 
@@ -198,11 +222,14 @@ static void stop(struct app *a)
             log_kv(LOG_WARN, "undelivered messages answered 503 at exit", "count", n, NULL);
         }
     }
-    /* The producer goes first: its last reports still answer through the server. */
+    /*
+     * The producer goes first: its last reports still answer through the server, and release
+     * the flow sets those requests held. The set being served goes with reload.
+     */
     pub_free(a->pub);
     srv_free(a->srv);
     hook_ctx_free(a->hook);
-    route_table_free(a->routes);
+    reload_free(a->reload);
     flow_set_free(a->flows);
     cfg_free(a->cfg);
     if (a->ev_term) {
@@ -232,6 +259,8 @@ int main(int argc, char **argv)
         return pr == 1 ? 0 : 2;
     }
     log_setup(LOG_INFO, !isatty(STDERR_FILENO));
+    /* Until reload.c handles it, a SIGHUP (a config tool's "reload") must not end the process. */
+    signal(SIGHUP, SIG_IGN);
     if (load_all(&o, &a, &dl) < 0) {
         diag_print(&dl, o.check ? stdout : stderr);
         goto out;
@@ -244,7 +273,7 @@ int main(int argc, char **argv)
     int lvl = log_level_parse(a.cfg->log_level);
     log_setup(lvl < 0 ? LOG_INFO : (enum log_level)lvl, !isatty(STDERR_FILENO));
     signal(SIGPIPE, SIG_IGN);
-    if (start(&a) < 0) {
+    if (start(&a, &o) < 0) {
         goto out;
     }
     event_base_dispatch(a.base);

@@ -14,7 +14,7 @@
 
 static struct flow flows[3];
 static struct flow_trigger trigs[4];
-static struct flow_set fs = {flows, 3, 1};
+static struct flow_set fs = {flows, 3, 1, 1};
 
 static void set_trigger(struct flow_trigger *t, struct flow *fl, const char *id, const char *key)
 {
@@ -85,7 +85,7 @@ static void many_routes(void **state)
         many[i] = (struct flow){.id = names[i], .ns = "ns", .triggers = &mt[i], .ntriggers = 1};
         set_trigger(&mt[i], &many[i], "t", names[i]);
     }
-    struct flow_set big = {many, N, 1};
+    struct flow_set big = {many, N, 1, 1};
     struct route_table *rt = route_table_new(&big, "main");
     assert_int_equal(route_table_size(rt), N);
     for (int i = 0; i < N; i++) {

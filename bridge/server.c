@@ -499,6 +499,33 @@ static int bind_listener(struct srv *s, char *err, size_t errsz)
     return 0;
 }
 
+/* evhttp copies these into each connection it accepts: a change reaches new connections. */
+static void apply_limits(struct srv *s)
+{
+    const struct cfg *cfg = s->cfg;
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->limits.max_body_bytes);
+    /*
+     * evhttp's header limit covers the request line and the headers together and answers 413;
+     * it is set well above ours so that check_limits answers 414 and 431 itself, and it still
+     * bounds what a hostile client can make us buffer.
+     */
+    evhttp_set_max_headers_size(s->http, (ev_ssize_t)(2 * cfg->limits.max_header_bytes +
+                                                      cfg->limits.max_uri_bytes + 1024));
+    struct timeval tv = {cfg->limits.request_timeout_ms / 1000,
+                         (cfg->limits.request_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(s->http, &tv);
+    struct conn_limits cl = {
+        .header_timeout_ms = cfg->limits.header_timeout_ms,
+        .body_timeout_ms = cfg->limits.body_timeout_ms,
+        .idle_timeout_ms = cfg->limits.idle_timeout_ms,
+        .max_connections = cfg->limits.max_connections,
+        .check = {.max_uri_bytes = (size_t)cfg->limits.max_uri_bytes,
+                  .max_header_bytes = (size_t)cfg->limits.max_header_bytes,
+                  .max_headers = (size_t)cfg->limits.max_headers},
+    };
+    conns_set_limits(s->conns, &cl);
+}
+
 struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_ctx *hook,
                     char *err, size_t errsz)
 {
@@ -517,28 +544,9 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->limits.max_body_bytes);
-    /*
-     * evhttp's header limit covers the request line and the headers together and answers 413;
-     * it is set well above ours so that check_limits answers 414 and 431 itself, and it still
-     * bounds what a hostile client can make us buffer.
-     */
-    evhttp_set_max_headers_size(s->http, (ev_ssize_t)(2 * cfg->limits.max_header_bytes +
-                                                      cfg->limits.max_uri_bytes + 1024));
-    struct timeval tv = {cfg->limits.request_timeout_ms / 1000,
-                         (cfg->limits.request_timeout_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(s->http, &tv);
+    s->conns = conns_new(base);
+    apply_limits(s);
     evhttp_set_gencb(s->http, on_request, s);
-    struct conn_limits cl = {
-        .header_timeout_ms = cfg->limits.header_timeout_ms,
-        .body_timeout_ms = cfg->limits.body_timeout_ms,
-        .idle_timeout_ms = cfg->limits.idle_timeout_ms,
-        .max_connections = cfg->limits.max_connections,
-        .check = {.max_uri_bytes = (size_t)cfg->limits.max_uri_bytes,
-                  .max_header_bytes = (size_t)cfg->limits.max_header_bytes,
-                  .max_headers = (size_t)cfg->limits.max_headers},
-    };
-    s->conns = conns_new(base, &cl);
     evhttp_set_bevcb(s->http, conns_bev_new, s->conns);
     if (bind_listener(s, err, errsz) < 0) {
         goto out;
@@ -547,6 +555,12 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
 out:
     srv_free(s);
     return NULL;
+}
+
+void srv_set_cfg(struct srv *s, const struct cfg *cfg)
+{
+    s->cfg = cfg;
+    apply_limits(s);
 }
 
 void srv_set_pub(struct srv *s, struct pub *pub)

@@ -21,6 +21,14 @@ struct srv;
 struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_ctx *hook,
                     char *err, size_t errsz);
 
+/**
+ * Serves with a new config from the next request on (after a reload); borrowed, it must outlive
+ * the server or the next call. The request limits (body, headers, URI, in-flight budget) apply
+ * at once to new requests; evhttp's own body, header and timeout settings to new connections.
+ * listen is not re-read: the socket stays bound.
+ */
+void srv_set_cfg(struct srv *s, const struct cfg *cfg);
+
 /** The producer the server sends through; set once, before the loop runs. Borrowed. */
 void srv_set_pub(struct srv *s, struct pub *pub);
 

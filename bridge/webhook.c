@@ -75,7 +75,8 @@ struct group {
 
 struct hook_ctx {
     const struct route_table *rt;
-    const char *tenant;
+    struct flow_set *fs; /* the set rt was built from, or NULL; requests reference it */
+    char *tenant;
     int compat;
     struct pack_parser *pp;
     struct sbuf scratch;       /* decoded path segments and query */
@@ -94,7 +95,7 @@ struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant, 
 {
     struct hook_ctx *ctx = xcalloc(1, sizeof(*ctx));
     ctx->rt = rt;
-    ctx->tenant = tenant;
+    ctx->tenant = xstrdup(tenant);
     ctx->compat = compat;
     ctx->pp = pack_parser_new();
     sbuf_init(&ctx->scratch);
@@ -110,6 +111,7 @@ void hook_ctx_free(struct hook_ctx *ctx)
         return;
     }
     pack_parser_free(ctx->pp);
+    xfree(ctx->tenant);
     sbuf_deinit(&ctx->scratch);
     sbuf_deinit(&ctx->path);
     xfree(ctx->kvs);
@@ -121,9 +123,13 @@ void hook_ctx_free(struct hook_ctx *ctx)
     xfree(ctx);
 }
 
-void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt)
+void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt, struct flow_set *fs)
 {
     ctx->rt = rt;
+    ctx->fs = fs;
+    if (fs) {
+        ctx->compat = fs->compat;
+    }
 }
 
 struct hook_req *hook_req_new(void)
@@ -139,6 +145,7 @@ void hook_req_free(struct hook_req *hr)
         return;
     }
     msgpack_sbuffer_destroy(&hr->msg);
+    flow_set_free(hr->flows);
     xfree(hr);
 }
 
@@ -601,7 +608,14 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     if (nparams < 0) {
         return hr->verdict = HOOK_BAD_ESCAPE;
     }
+    /*
+     * From here on the request may outlive the current flow set (it waits for Kafka while a
+     * reload swaps in the next one): the reference keeps its trigger, flow and topic alive.
+     */
     hr->trigger = trig;
+    if (ctx->fs && !hr->flows) {
+        hr->flows = flow_set_ref(ctx->fs);
+    }
     int rc = build_message(ctx, in, (size_t)nparams, hr);
     if (rc != PROTO_OK) {
         log_kv(LOG_ERROR, "message encoding failed", "error", proto_strerror(rc), NULL);

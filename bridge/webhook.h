@@ -69,13 +69,22 @@ const struct hook_answer *hook_answer(enum hook_verdict v);
 struct hook_ctx;
 
 /**
- * route table and tenant are borrowed and must outlive the context. compat (EXPR_COMPAT_*) is
- * the expression rule set conditions are evaluated with.
+ * The route table is borrowed and must outlive the context (or the next hook_ctx_set_routes);
+ * tenant is copied. compat (EXPR_COMPAT_*) is the expression rule set conditions are evaluated
+ * with. Requests take no reference to a flow set until hook_ctx_set_routes names one.
  */
 struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant, int compat);
 void hook_ctx_free(struct hook_ctx *ctx);
-/** Points the context at a new route table (after a reload); borrowed. */
-void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt);
+
+/**
+ * Points the context at a new route table and the flow set it was built from (both borrowed:
+ * the caller keeps them alive while they are current), and evaluates conditions with fs->compat
+ * from now on. Every request that matches a trigger takes a reference to fs (hook_req.flows), so
+ * the caller may drop its own reference when it swaps in the next set: the set lives until the
+ * last such request is freed. fs may be NULL (tests): requests then take no reference. Between
+ * two requests only; the loop is single-threaded.
+ */
+void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt, struct flow_set *fs);
 
 #define HOOK_ID_LEN 22
 
@@ -85,7 +94,8 @@ void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt);
  */
 struct hook_req {
     enum hook_verdict verdict;
-    const struct flow_trigger *trigger; /* borrowed from the flow set; NULL unless matched */
+    const struct flow_trigger *trigger; /* borrowed from `flows`; NULL unless matched */
+    struct flow_set *flows; /* a reference that keeps trigger alive; NULL without one */
     char id[HOOK_ID_LEN + 1];
     msgpack_sbuffer msg;
     void *conn;
@@ -97,6 +107,7 @@ struct hook_req {
 };
 
 struct hook_req *hook_req_new(void);
+/** Frees hr and drops its reference to the flow set (possibly the last one: see flow_set_free). */
 void hook_req_free(struct hook_req *hr);
 
 /**

@@ -12,10 +12,11 @@
 #include <string.h>
 
 #include "webhook.h"
+#include "yaml.h"
 
 static struct flow flows[2];
 static struct flow_trigger trigs[3];
-static struct flow_set fs = {flows, 2, 1};
+static struct flow_set fs = {flows, 2, 1, 1};
 static struct route_table *rt;
 static struct hook_ctx *ctx;
 
@@ -303,6 +304,60 @@ static void success_body(void **state)
     hook_req_free(hr);
 }
 
+/* A real set of one flow, as flow_set_load builds it (refs 1). */
+static struct flow_set *one_flow_set(const char *flow_id)
+{
+    struct diag_list dl;
+    diag_list_init(&dl);
+    char *text = xasprintf("id: %s\nnamespace: company.team\ntriggers:\n  - id: hook\n"
+                           "    type: io.kestra.plugin.core.trigger.Webhook\n    key: k2\n",
+                           flow_id);
+    struct yml_doc *doc = yml_load_string("f.yaml", text, strlen(text), &dl);
+    struct cfg *cfg = cfg_new_defaults();
+    struct flow_set *set = flow_set_new();
+    assert_non_null(doc);
+    assert_int_equal(flow_set_add_doc(set, doc, &dl), 0);
+    assert_int_equal(flow_set_finish(set, cfg, &dl), 0);
+    assert_int_equal(dl.n, 0);
+    cfg_free(cfg);
+    yml_doc_free(doc);
+    xfree(text);
+    diag_list_deinit(&dl);
+    return set;
+}
+
+/*
+ * A request that matched a trigger holds its flow set: after a reload swapped the set out and
+ * dropped the service's reference, the request still reads its flow; its free releases the set
+ * (ASan reports a use after free or a leak if either is wrong). A miss takes no reference.
+ */
+static void request_keeps_its_flow_set(void **state)
+{
+    (void)state;
+    struct flow_set *set = one_flow_set("gone");
+    struct route_table *rt2 = route_table_new(set, "main");
+    hook_ctx_set_routes(ctx, rt2, set);
+    assert_int_equal(verdict("POST", "/api/v1/executions/webhook/company.team/gone/nope"),
+                     HOOK_NOT_FOUND);
+    assert_int_equal(set->refs, 1);
+    struct hook_req *hr = hook_req_new();
+    assert_int_equal(run("POST", "/api/v1/executions/webhook/company.team/gone/k2", NULL, NULL, 0,
+                         NULL, hr),
+                     HOOK_ACCEPTED);
+    assert_ptr_equal(hr->flows, set);
+    assert_int_equal(set->refs, 2);
+    /* The reload: the old routes go at once, the service drops its reference. */
+    hook_ctx_set_routes(ctx, rt, &fs);
+    route_table_free(rt2);
+    flow_set_free(set);
+    assert_int_equal(verdict("POST", "/api/v1/executions/webhook/company.team/gone/k2"),
+                     HOOK_NOT_FOUND);
+    assert_string_equal(hr->trigger->flow->id, "gone");
+    assert_string_equal(hr->trigger->flow->topic, "webhooks.company.team.gone");
+    hook_req_free(hr);
+    assert_int_equal(fs.refs, 1);
+}
+
 static void answers_table(void **state)
 {
     (void)state;
@@ -327,6 +382,7 @@ int main(void)
         cmocka_unit_test(empty_body_is_absent), cmocka_unit_test(raw_string_body),
         cmocka_unit_test(bad_query_escape),   cmocka_unit_test(ids_unique),
         cmocka_unit_test(success_body),       cmocka_unit_test(answers_table),
+        cmocka_unit_test(request_keeps_its_flow_set),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -22,6 +22,7 @@
 #include <event2/util.h>
 
 #include "log.h"
+#include "metrics.h"
 
 struct srv {
     struct event_base *base;
@@ -41,8 +42,13 @@ struct srv {
     struct hook_header *hdrs; /* reused per request */
     size_t hdrs_cap;
     struct sbuf out;          /* reused answer body */
+    struct sbuf logpath;      /* reused masked path for log lines */
+    struct metrics *metrics;  /* borrowed; NULL: nothing is counted */
     char addr[80];
 };
+
+/* The webhook server, for the answers libevent gives by itself (see evhttp_send_error). */
+static struct srv *the_srv;
 
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
@@ -170,6 +176,11 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
         evhttp_connection_free(evhttp_request_get_connection(req));
         return;
     }
+    /* The admin listener's evhttp answers through here too; only webhook answers are counted. */
+    if (the_srv && the_srv->metrics &&
+        evhttp_connection_get_server(evhttp_request_get_connection(req)) == the_srv->http) {
+        metrics_http_error(the_srv->metrics, error);
+    }
     snprintf(msg, sizeof(msg), "%s", detail);
     sbuf_init(&b);
     sbuf_append_cstr(&b, "{\"message\":");
@@ -270,6 +281,14 @@ static void watch_client(struct srv *s, struct evhttp_request *req, struct hook_
     }
 }
 
+/* Counts an answer given without going to Kafka (metrics_acked counts the others). */
+static void count(struct srv *s, struct metrics_flow *mf, enum hook_verdict v)
+{
+    if (s->metrics) {
+        metrics_answer(s->metrics, mf, v);
+    }
+}
+
 static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
 {
     size_t len = hr->msg.size;
@@ -277,13 +296,17 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
     int rc = pub_send(s->pub, hr->trigger->flow->topic, hr->id, HOOK_ID_LEN, payload, len, hr);
     if (rc < 0) {
         free(payload);
-        send_answer(s, req, rc == -ENOBUFS ? HOOK_QUEUE_FULL
-                            : rc == -EAGAIN ? HOOK_DELIVERY_FAILED
-                            : rc == -EMSGSIZE ? HOOK_TOO_LARGE
-                                              : HOOK_INTERNAL,
-                    hr);
+        enum hook_verdict v = rc == -ENOBUFS  ? HOOK_QUEUE_FULL
+                              : rc == -EAGAIN ? HOOK_DELIVERY_FAILED
+                              : rc == -EMSGSIZE ? HOOK_TOO_LARGE
+                                                : HOOK_INTERNAL;
+        count(s, hr->metrics, v);
+        send_answer(s, req, v, hr);
         hook_req_free(hr);
         return;
+    }
+    if (hr->metrics) {
+        metrics_accepted(hr->metrics);
     }
     hr->conn = req;
     hr->owner = s;
@@ -317,41 +340,76 @@ static enum hook_verdict check_limits(const struct srv *s, struct evhttp_request
     return HOOK_ACCEPTED;
 }
 
+/*
+ * A request answered without going to Kafka. The path is logged with its last segment masked,
+ * where the webhook key is: a wrong key must not end up in the logs either.
+ */
+static void log_rejected(struct srv *s, const struct hook_input *in, const struct hook_req *hr,
+                         enum hook_verdict v)
+{
+    int status = hook_answer(v)->status;
+    enum log_level lvl = status >= 500 ? LOG_WARN : LOG_DEBUG;
+    if (!log_enabled(lvl)) {
+        return;
+    }
+    char st[8], lat[32];
+    snprintf(st, sizeof(st), "%d", status);
+    snprintf(lat, sizeof(lat), "%.3f", (double)(util_now_us() - hr->start_us) / 1000.0);
+    const struct flow *fl = hr->trigger ? hr->trigger->flow : NULL;
+    struct strv path = hook_masked_path(in->path, &s->logpath);
+    log_kv(lvl, "request", "namespace", fl ? fl->ns : "", "flow", fl ? fl->id : "", "method",
+           in->method.ptr, "path", path.ptr, "status", st, "latency_ms", lat, NULL);
+}
+
+/* Answers before any parsing (shutdown, limits, budget): counted without a flow. */
+static void refuse_early(struct srv *s, struct evhttp_request *req, enum hook_verdict v,
+                         size_t body_len)
+{
+    if (s->metrics) {
+        struct metrics_flow *none = metrics_flow(s->metrics, NULL, NULL);
+        metrics_body(none, body_len);
+        metrics_answer(s->metrics, none, v);
+    }
+    send_answer(s, req, v, NULL);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct srv *s = arg;
     struct hook_input in;
     char *peer = NULL;
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
 
     if (s->draining) {
-        send_answer(s, req, HOOK_SHUTTING_DOWN, NULL);
+        refuse_early(s, req, HOOK_SHUTTING_DOWN, body_len);
         return;
     }
     enum hook_verdict lv = check_limits(s, req);
     if (lv != HOOK_ACCEPTED) {
-        send_answer(s, req, lv, NULL);
+        refuse_early(s, req, lv, body_len);
         return;
     }
     /*
      * The in-flight budget is checked before anything is parsed: with a slow or absent broker
      * the cheapest answer is the right one, and memory stays bounded.
      */
-    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     if (s->in_flight >= (size_t)s->cfg->limits.max_in_flight ||
         s->in_flight_bytes + body_len > (size_t)s->cfg->limits.max_in_flight_bytes) {
-        send_answer(s, req, HOOK_OVERLOADED, NULL);
+        refuse_early(s, req, HOOK_OVERLOADED, body_len);
         return;
     }
     struct hook_req *hr = hook_req_new();
     hr->start_us = util_now_us();
     fill_input(s, req, &in, &peer);
     enum hook_verdict v = hook_process(s->hook, &in, hr);
+    if (s->metrics) {
+        const struct flow *fl = hr->trigger ? hr->trigger->flow : NULL;
+        hr->metrics = metrics_flow(s->metrics, fl ? fl->ns : NULL, fl ? fl->id : NULL);
+        metrics_body(hr->metrics, body_len);
+    }
     if (v != HOOK_ACCEPTED) {
-        if (log_enabled(LOG_DEBUG)) {
-            char status[8];
-            snprintf(status, sizeof(status), "%d", hook_answer(v)->status);
-            log_kv(LOG_DEBUG, "request", "status", status, "method", in.method.ptr, NULL);
-        }
+        log_rejected(s, &in, hr, v);
+        count(s, hr->metrics, v);
         send_answer(s, req, v, hr);
         hook_req_free(hr);
         return;
@@ -387,6 +445,9 @@ void srv_on_delivery(void *opaque, enum pub_result result, const char *reason)
     enum hook_verdict v = verdicts[result];
     unwatch(hr);
     log_outcome(hr, hook_answer(v)->status, reason);
+    if (s->metrics && hr->metrics) {
+        metrics_acked(s->metrics, hr->metrics, v, util_now_us() - hr->start_us);
+    }
     if (hr->conn) {
         struct evhttp_request *req = hr->conn;
         evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
@@ -433,38 +494,51 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *ss
     return 0;
 }
 
-static int bind_listener(struct srv *s, char *err, size_t errsz)
+struct evconnlistener *srv_listen(struct event_base *base, const char *listen, bool reuseport,
+                                  char *addr, size_t addrsz, char *err, size_t errsz)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
-    if (parse_listen(s->cfg->listen, &ss, &sslen) < 0) {
-        snprintf(err, errsz, "listen: cannot parse address '%s' (want HOST:PORT)", s->cfg->listen);
-        return -EINVAL;
+    if (parse_listen(listen, &ss, &sslen) < 0) {
+        snprintf(err, errsz, "cannot parse address '%s' (want HOST:PORT)", listen);
+        return NULL;
     }
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                     LEV_OPT_REUSEABLE_PORT;
-    s->listener = evconnlistener_new_bind(s->base, NULL, NULL, flags, 1024,
-                                          (struct sockaddr *)&ss, sslen);
+                     (reuseport ? LEV_OPT_REUSEABLE_PORT : 0);
+    struct evconnlistener *lev =
+        evconnlistener_new_bind(base, NULL, NULL, flags, 1024, (struct sockaddr *)&ss, sslen);
+    if (!lev) {
+        snprintf(err, errsz, "listen on %s: %s", listen, strerror(errno));
+        return NULL;
+    }
+    struct sockaddr_storage got;
+    socklen_t gotlen = sizeof(got);
+    char host[64];
+    getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&got, &gotlen);
+    int port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                               : ((struct sockaddr_in *)&got)->sin_port);
+    const void *ip = got.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&got)->sin6_addr
+                                               : (void *)&((struct sockaddr_in *)&got)->sin_addr;
+    evutil_inet_ntop(got.ss_family, ip, host, sizeof(host));
+    snprintf(addr, addrsz, got.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+    return lev;
+}
+
+/* SO_REUSEPORT: several bridges on one host share the port, the kernel spreads connections. */
+static int bind_listener(struct srv *s, char *err, size_t errsz)
+{
+    char why[400];
+    s->listener = srv_listen(s->base, s->cfg->listen, true, s->addr, sizeof(s->addr), why,
+                             sizeof(why));
     if (!s->listener) {
-        snprintf(err, errsz, "listen on %s: %s", s->cfg->listen, strerror(errno));
-        return -errno;
+        snprintf(err, errsz, "listen: %s", why);
+        return -EINVAL;
     }
     s->bound = evhttp_bind_listener(s->http, s->listener);
     if (!s->bound) {
         snprintf(err, errsz, "listen on %s: evhttp refused the listener", s->cfg->listen);
         return -EIO;
     }
-    struct sockaddr_storage got;
-    socklen_t gotlen = sizeof(got);
-    char host[64];
-    getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&got, &gotlen);
-    int port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
-                                               : ((struct sockaddr_in *)&got)->sin_port);
-    const void *ip = got.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&got)->sin6_addr
-                                               : (void *)&((struct sockaddr_in *)&got)->sin_addr;
-    evutil_inet_ntop(got.ss_family, ip, host, sizeof(host));
-    snprintf(s->addr, sizeof(s->addr), got.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
-             port);
     return 0;
 }
 
@@ -476,6 +550,7 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
     s->cfg = cfg;
     s->hook = hook;
     sbuf_init(&s->out);
+    sbuf_init(&s->logpath);
     s->http = evhttp_new(base);
     if (!s->http) {
         snprintf(err, errsz, "evhttp_new failed");
@@ -510,6 +585,17 @@ out:
 void srv_set_pub(struct srv *s, struct pub *pub)
 {
     s->pub = pub;
+}
+
+void srv_set_metrics(struct srv *s, struct metrics *m)
+{
+    s->metrics = m;
+    the_srv = s;
+}
+
+size_t srv_in_flight_bytes(const struct srv *s)
+{
+    return s->in_flight_bytes;
 }
 
 const char *srv_address(const struct srv *s)
@@ -548,7 +634,11 @@ void srv_free(struct srv *s)
     if (s->ev_grace) {
         event_free(s->ev_grace);
     }
+    if (the_srv == s) {
+        the_srv = NULL;
+    }
     xfree(s->hdrs);
     sbuf_deinit(&s->out);
+    sbuf_deinit(&s->logpath);
     xfree(s);
 }

@@ -94,6 +94,7 @@ struct hook_req {
     bool client_gone; /* the client closed its side before the answer */
     size_t size;      /* bytes of the message handed to Kafka */
     long long start_us;
+    void *metrics;    /* the server's per-flow counters (struct metrics_flow), borrowed */
 };
 
 struct hook_req *hook_req_new(void);
@@ -108,6 +109,12 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
 
 /** Appends the 200 body (Kestra's execution answer) for an accepted request to b. */
 void hook_success_body(const struct hook_req *hr, const char *tenant, struct sbuf *b);
+
+/**
+ * Writes raw (a request path) into b (reset first) with its last segment, where the webhook key is, replaced by
+ * "********": the form in which a path is published and logged. Returns b's contents.
+ */
+struct strv hook_masked_path(struct strv raw, struct sbuf *b);
 
 /** Writes a new Kestra-style execution id: a random 128-bit value in base62, 22 characters. */
 void hook_new_id(char out[HOOK_ID_LEN + 1]);

@@ -11,10 +11,13 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "config.h"
 #include "diag.h"
 #include "flow.h"
+#include "lag.h"
 #include "log.h"
+#include "metrics.h"
 #include "publish.h"
 #include "route.h"
 #include "server.h"
@@ -29,6 +32,9 @@ struct opts {
     const char *listen;
     const char *flows;
     const char *bootstrap;
+    const char *admin_listen;
+    const char **lag_groups; /* --lag-group, repeatable; points into argv */
+    size_t nlag_groups;
     bool check;
 };
 
@@ -40,6 +46,9 @@ struct app {
     struct hook_ctx *hook;
     struct pub *pub;
     struct srv *srv;
+    struct metrics *metrics;
+    struct lag *lag;
+    struct admin *admin;
     struct event *ev_term;
     struct event *ev_int;
     struct event *ev_deadline;
@@ -58,6 +67,10 @@ static void usage(FILE *out)
             "  -f, --flows DIR              override `flows_dir`\n"
             "  -b, --bootstrap-servers LIST override `kafka.bootstrap_servers`\n"
             "                               (empty or 'embedded': in-process mock, not durable)\n"
+            "  -a, --admin-listen HOST:PORT override `admin_listen` (/metrics, /health, /ready,\n"
+            "                               /lag; empty turns it off)\n"
+            "  -g, --lag-group NAME         watch this consumer group's lag on every flow topic\n"
+            "                               (repeatable; adds to `lag.groups`)\n"
             "  -t, --check-config           load config and flows, print OK or every error\n"
             "  -h, --help                   this text\n"
             "  -V, --version                print the version\n");
@@ -71,18 +84,25 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"listen", required_argument, NULL, 'l'},
         {"flows", required_argument, NULL, 'f'},
         {"bootstrap-servers", required_argument, NULL, 'b'},
+        {"admin-listen", required_argument, NULL, 'a'},
+        {"lag-group", required_argument, NULL, 'g'},
         {"check-config", no_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "c:l:f:b:thV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:f:b:a:g:thV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': o->config = optarg; break;
         case 'l': o->listen = optarg; break;
         case 'f': o->flows = optarg; break;
         case 'b': o->bootstrap = optarg; break;
+        case 'a': o->admin_listen = optarg; break;
+        case 'g':
+            o->lag_groups = xrealloc(o->lag_groups, (o->nlag_groups + 1) * sizeof(char *));
+            o->lag_groups[o->nlag_groups++] = optarg;
+            break;
         case 't': o->check = true; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("webhook-bridge %s\n", BRIDGE_VERSION); return 1;
@@ -111,6 +131,16 @@ static int load_all(const struct opts *o, struct app *a, struct diag_list *dl)
     }
     if (o->bootstrap) {
         cfg_set_str(&a->cfg->kafka.bootstrap_servers, o->bootstrap);
+    }
+    if (o->admin_listen) {
+        cfg_set_str(&a->cfg->admin_listen, o->admin_listen);
+    }
+    for (size_t i = 0; i < o->nlag_groups; i++) {
+        if (!o->lag_groups[i][0]) {
+            diag_add(dl, NULL, 0, 0, "--lag-group: a consumer group name must not be empty");
+            return -1;
+        }
+        cfg_add_lag_group(a->cfg, o->lag_groups[i]);
     }
     if (cfg_validate(a->cfg, dl) > 0) {
         return -1;
@@ -158,23 +188,137 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     srv_drain(a->srv, on_drained, a);
 }
 
+/* ==== Operations: metrics, lag, admin ==== */
+
+static void read_gauges(void *arg, struct metrics_gauges *g)
+{
+    const struct app *a = arg;
+    g->in_flight = a->srv ? srv_in_flight(a->srv) : 0;
+    g->in_flight_bytes = a->srv ? srv_in_flight_bytes(a->srv) : 0;
+    g->queue_msgs = a->pub ? pub_queue_len(a->pub) : 0;
+    g->flows = a->flows ? a->flows->nflows : 0;
+}
+
+/* Ready: flows loaded, not shutting down, and the producer sees a broker up (statistics). */
+static bool is_ready(void *arg, char *why, size_t whysz)
+{
+    const struct app *a = arg;
+    if (!a->flows) {
+        snprintf(why, whysz, "flows are not loaded");
+        return false;
+    }
+    if (a->signals > 0) {
+        snprintf(why, whysz, "shutting down");
+        return false;
+    }
+    int up = pub_brokers_up(a->pub, 5000);
+    if (up <= 0) {
+        snprintf(why, whysz, up < 0 ? "Kafka: no broker state yet" : "Kafka: no broker reachable");
+        return false;
+    }
+    return true;
+}
+
+/* The groups watched on fl's topic: lag.groups, then lag.flow_groups for this flow. */
+static size_t flow_lag_groups(const struct cfg *cfg, const struct flow *fl, const char ***out)
+{
+    size_t n = 0;
+    const char **g = xcalloc(cfg->lag.ngroups + 1, sizeof(char *));
+    for (size_t i = 0; i < cfg->lag.ngroups; i++) {
+        g[n++] = cfg->lag.groups[i];
+    }
+    for (size_t i = 0; i < cfg->lag.nflow_groups; i++) {
+        const struct cfg_flow_groups *fg = &cfg->lag.flow_groups[i];
+        size_t nslen = strlen(fl->ns);
+        if (strncmp(fg->flow_ref, fl->ns, nslen) != 0 || fg->flow_ref[nslen] != '/' ||
+            strcmp(fg->flow_ref + nslen + 1, fl->id) != 0) {
+            continue;
+        }
+        g = xrealloc(g, (n + fg->ngroups + 1) * sizeof(char *));
+        for (size_t k = 0; k < fg->ngroups; k++) {
+            g[n++] = fg->groups[k];
+        }
+    }
+    *out = g;
+    return n;
+}
+
+/* Hands the loaded flows' topics and their groups to the lag thread (at start, after a reload). */
+static void update_lag_targets(struct app *a)
+{
+    size_t nf = a->flows->nflows, n = 0;
+    struct lag_target *t = xcalloc(nf ? nf : 1, sizeof(*t));
+    for (size_t i = 0; i < nf; i++) {
+        const char **groups = NULL;
+        size_t ng = flow_lag_groups(a->cfg, &a->flows->flows[i], &groups);
+        if (ng == 0) {
+            xfree(groups);
+            continue;
+        }
+        t[n++] = (struct lag_target){a->flows->flows[i].topic, groups, ng};
+    }
+    lag_set_targets(a->lag, t, n);
+    for (size_t i = 0; i < n; i++) {
+        xfree((void *)t[i].groups);
+    }
+    xfree(t);
+}
+
+static bool lag_wanted(const struct cfg *cfg)
+{
+    return cfg->lag.ngroups > 0 || cfg->lag.nflow_groups > 0;
+}
+
+static int start_ops(struct app *a)
+{
+    char err[512];
+    if (lag_wanted(a->cfg)) {
+        const char *bootstrap = pub_embedded_bootstrap(a->pub);
+        a->lag = lag_new(a->cfg, bootstrap ? bootstrap : a->cfg->kafka.bootstrap_servers, err,
+                         sizeof(err));
+        if (!a->lag) {
+            log_kv(LOG_ERROR, "cannot start the consumer lag refresh", "error", err, NULL);
+            return -1;
+        }
+        update_lag_targets(a);
+    }
+    if (!a->cfg->admin_listen[0]) {
+        return 0;
+    }
+    struct admin_deps deps = {a->metrics, a->lag, is_ready, a};
+    a->admin = admin_new(a->base, a->cfg->admin_listen, &deps, err, sizeof(err));
+    if (!a->admin) {
+        log_kv(LOG_ERROR, "cannot start the admin listener", "error", err, NULL);
+        return -1;
+    }
+    log_kv(LOG_INFO, "admin listening", "addr", admin_address(a->admin), NULL);
+    return 0;
+}
+
 static int start(struct app *a)
 {
     char err[512];
     a->base = event_base_new();
     a->routes = route_table_new(a->flows, a->cfg->tenant);
     a->hook = hook_ctx_new(a->routes, a->cfg->tenant, (int)a->cfg->kestra_compat);
+    a->metrics = metrics_new();
+    metrics_set_gauges(a->metrics, read_gauges, a);
     a->srv = srv_new(a->base, a->cfg, a->hook, err, sizeof(err));
     if (!a->srv) {
         log_kv(LOG_ERROR, "cannot start the HTTP server", "error", err, NULL);
         return -1;
     }
+    srv_set_metrics(a->srv, a->metrics);
     a->pub = pub_new(a->cfg, a->base, srv_on_delivery, err, sizeof(err));
     if (!a->pub) {
         log_kv(LOG_ERROR, "cannot start the Kafka producer", "error", err, NULL);
         return -1;
     }
     srv_set_pub(a->srv, a->pub);
+    pub_set_metrics(a->pub, a->metrics);
+    if (start_ops(a) < 0) {
+        return -1;
+    }
     a->ev_term = evsignal_new(a->base, SIGTERM, on_signal, a);
     a->ev_int = evsignal_new(a->base, SIGINT, on_signal, a);
     evsignal_add(a->ev_term, NULL);
@@ -198,9 +342,12 @@ static void stop(struct app *a)
             log_kv(LOG_WARN, "undelivered messages answered 503 at exit", "count", n, NULL);
         }
     }
+    admin_free(a->admin);
+    lag_free(a->lag);
     /* The producer goes first: its last reports still answer through the server. */
     pub_free(a->pub);
     srv_free(a->srv);
+    metrics_free(a->metrics);
     hook_ctx_free(a->hook);
     route_table_free(a->routes);
     flow_set_free(a->flows);
@@ -229,6 +376,7 @@ int main(int argc, char **argv)
     diag_list_init(&dl);
     int pr = parse_args(argc, argv, &o);
     if (pr != 0) {
+        xfree(o.lag_groups);
         return pr == 1 ? 0 : 2;
     }
     log_setup(LOG_INFO, !isatty(STDERR_FILENO));
@@ -252,6 +400,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     stop(&a);
+    xfree(o.lag_groups);
     diag_list_deinit(&dl);
     return rc;
 }

@@ -590,6 +590,8 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     if (!trig) {
         return hr->verdict = HOOK_NOT_FOUND;
     }
+    /* From here the key matched: answers are counted and logged under the flow. */
+    hr->trigger = trig;
     if (trig->flow->disabled) {
         return hr->verdict = HOOK_FLOW_DISABLED;
     }
@@ -601,7 +603,6 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     if (nparams < 0) {
         return hr->verdict = HOOK_BAD_ESCAPE;
     }
-    hr->trigger = trig;
     int rc = build_message(ctx, in, (size_t)nparams, hr);
     if (rc != PROTO_OK) {
         log_kv(LOG_ERROR, "message encoding failed", "error", proto_strerror(rc), NULL);

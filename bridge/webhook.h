@@ -85,7 +85,7 @@ void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt);
  */
 struct hook_req {
     enum hook_verdict verdict;
-    const struct flow_trigger *trigger; /* borrowed from the flow set; NULL unless matched */
+    const struct flow_trigger *trigger; /* borrowed from the flow set; NULL unless the key matched */
     char id[HOOK_ID_LEN + 1];
     msgpack_sbuffer msg;
     void *conn;

@@ -341,9 +341,33 @@ static enum hook_verdict check_limits(const struct srv *s, struct evhttp_request
 }
 
 /*
- * A request answered without going to Kafka. The path is logged with its last segment masked,
- * where the webhook key is: a wrong key must not end up in the logs either.
+ * The path as logged for a refused request. It may hold a key anywhere: a wrong key, a right
+ * key with a trailing slash or a misspelt prefix. Only the namespace and flow segments after
+ * ".../executions/webhook/" are kept; everything after them, and any path of another shape,
+ * becomes "********".
  */
+static const char *log_path(struct srv *s, struct strv path)
+{
+    static const char prefix[] = "/executions/webhook/";
+    sbuf_reset(&s->logpath);
+    const char *p = path.ptr ? memmem(path.ptr, path.len, prefix, sizeof(prefix) - 1) : NULL;
+    if (p) {
+        const char *end = path.ptr + path.len;
+        const char *q = p + sizeof(prefix) - 1;
+        for (int seg = 0; seg < 2 && q < end; seg++) {
+            const char *slash = memchr(q, '/', (size_t)(end - q));
+            q = slash ? slash + 1 : end;
+        }
+        sbuf_append(&s->logpath, path.ptr, (size_t)(q - path.ptr));
+        if (q > path.ptr && q[-1] != '/') {
+            sbuf_append(&s->logpath, "/", 1);
+        }
+    }
+    sbuf_append_cstr(&s->logpath, "********");
+    return s->logpath.data;
+}
+
+/* A request answered without going to Kafka; the key never reaches the log (log_path). */
 static void log_rejected(struct srv *s, const struct hook_input *in, const struct hook_req *hr,
                          enum hook_verdict v)
 {
@@ -356,9 +380,8 @@ static void log_rejected(struct srv *s, const struct hook_input *in, const struc
     snprintf(st, sizeof(st), "%d", status);
     snprintf(lat, sizeof(lat), "%.3f", (double)(util_now_us() - hr->start_us) / 1000.0);
     const struct flow *fl = hr->trigger ? hr->trigger->flow : NULL;
-    struct strv path = hook_masked_path(in->path, &s->logpath);
     log_kv(lvl, "request", "namespace", fl ? fl->ns : "", "flow", fl ? fl->id : "", "method",
-           in->method.ptr, "path", path.ptr, "status", st, "latency_ms", lat, NULL);
+           in->method.ptr, "path", log_path(s, in->path), "status", st, "latency_ms", lat, NULL);
 }
 
 /* Answers before any parsing (shutdown, limits, budget): counted without a flow. */

@@ -436,7 +436,7 @@ static void pack_multimap(struct hook_ctx *ctx, msgpack_packer *pk, const struct
 /* ==== The message ==== */
 
 /* The path as logged and published: the key segment replaced, so it never leaves the bridge. */
-struct strv hook_masked_path(struct strv raw, struct sbuf *b)
+static struct strv masked_path(struct strv raw, struct sbuf *b)
 {
     const char *slash = raw.ptr + raw.len;
     while (slash > raw.ptr && slash[-1] != '/') {
@@ -491,7 +491,7 @@ static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size
     m.flow_id = pcstr(fl->id);
     m.received_at = (struct proto_str){received_at, 24};
     m.method = pstr(in->method);
-    m.path = pstr(hook_masked_path(in->path, &ctx->path));
+    m.path = pstr(masked_path(in->path, &ctx->path));
     m.remote_addr = pcstr(in->remote_addr ? in->remote_addr : "");
     m.trigger_id = pcstr(trig->id);
     m.trigger_type = pcstr(FLOW_TRIGGER_TYPE);

@@ -110,12 +110,6 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
 /** Appends the 200 body (Kestra's execution answer) for an accepted request to b. */
 void hook_success_body(const struct hook_req *hr, const char *tenant, struct sbuf *b);
 
-/**
- * Writes raw (a request path) into b (reset first) with its last segment, where the webhook key is, replaced by
- * "********": the form in which a path is published and logged. Returns b's contents.
- */
-struct strv hook_masked_path(struct strv raw, struct sbuf *b);
-
 /** Writes a new Kestra-style execution id: a random 128-bit value in base62, 22 characters. */
 void hook_new_id(char out[HOOK_ID_LEN + 1]);
 

@@ -202,3 +202,26 @@ def test_request_log_line(kafka, bridge_factory):
     miss = [r for r in recs if r.get("status") == "404"]
     assert [r["path"] for r in miss] == [n.path(key="********")] * 2 + ["********"], miss
     assert all(float(r["latency_ms"]) >= 0 for r in miss)
+
+
+def test_broker_rtt_from_statistics(kafka_private, bridge_private_factory):
+    """The mock brokers answer 300 ms late: librdkafka's statistics report it, and so do we."""
+    n = Names()
+    b = bridge_private_factory.start([webhook_flow(n.ns, n.flow, n.key)])
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 300")
+    try:
+        def slow(m):
+            return [v for lb, v in samples(m, "webhook_bridge_broker_rtt_seconds")
+                    if lb["quantile"] == "avg" and v >= 0.25]
+        deadline = time.monotonic() + 20
+        m = b.metrics()
+        while not slow(m) and time.monotonic() < deadline:
+            assert_accepted(b.post(n.path(), body="x"), n.ns, n.flow)
+            m = b.metrics()
+        assert slow(m), samples(m, "webhook_bridge_broker_rtt_seconds")
+        assert all(v < 5 for v in slow(m))
+    finally:
+        for broker in range(1, kafka_private.brokers + 1):
+            kafka_private.cmd(f"rtt {broker} 0")

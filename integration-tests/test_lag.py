@@ -99,3 +99,36 @@ def test_lag_against_known_commits(kafka, bridge_factory):
     # commits are fixed and no traffic flows now, so both must show the same numbers.
     for (topic, group), ent in entry.items():
         assert ent["lag"] == lag(b.metrics(), group, topic), (topic, group)
+
+
+def test_lag_unreadable_while_brokers_down(kafka_private, bridge_private_factory):
+    """No answer from the cluster: /lag names the error, /metrics drops the samples rather than
+    show a stale or invented value, and both come back with the brokers."""
+    n = Names()
+    group = f"it-down-{n.suffix}"
+    b = bridge_private_factory.start([webhook_flow(n.ns, n.flow, n.key)],
+                                     config={"lag": {"groups": [group], "interval_ms": 200}})
+    assert_accepted(b.post(n.path(), body="x"), n.ns, n.flow)
+
+    def lag(m):
+        return sample(m, "webhook_bridge_consumer_lag", topic=n.topic, group=group)
+
+    def wait(cond, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        m = b.metrics()
+        while not cond(m) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            m = b.metrics()
+        return m
+
+    assert lag(wait(lambda m: lag(m) == 1)) == 1
+    kafka_private.all_brokers("down")
+    try:
+        m = wait(lambda m: lag(m) is None)
+        assert lag(m) is None
+        doc = b.admin("GET", "/lag").json()
+        assert len(doc["lag"]) == 1, doc
+        assert doc["lag"][0]["lag"] is None and doc["lag"][0]["error"], doc
+    finally:
+        kafka_private.all_brokers("up")
+    assert lag(wait(lambda m: lag(m) == 1)) == 1

@@ -129,8 +129,8 @@ struct admin *admin_new(struct event_base *base, const char *listen, const struc
     evhttp_set_timeout(a->http, 10);
     evhttp_set_gencb(a->http, on_request, a);
     char why[400];
-    struct evconnlistener *lev = srv_listen(base, listen, false, a->addr, sizeof(a->addr), why,
-                                            sizeof(why));
+    struct evconnlistener *lev =
+        srv_listen(base, listen, false, a->addr, sizeof(a->addr), why, sizeof(why));
     if (!lev) {
         snprintf(err, errsz, "admin_listen: %s", why);
         goto out;

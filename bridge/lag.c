@@ -159,8 +159,7 @@ static int group_offsets(struct lag *l, const char *group, const char *topic, st
         rd_kafka_event_ListConsumerGroupOffsets_result(ev), &ng);
     if (ng != 1 || rd_kafka_group_result_error(gr[0])) {
         snprintf(err, errsz, "committed offsets of group %s: %s", group,
-                 ng == 1 ? rd_kafka_error_string(rd_kafka_group_result_error(gr[0]))
-                         : "no result");
+                 ng == 1 ? rd_kafka_error_string(rd_kafka_group_result_error(gr[0])) : "no result");
         goto out;
     }
     const rd_kafka_topic_partition_list_t *got = rd_kafka_group_result_partitions(gr[0]);
@@ -215,8 +214,8 @@ static void refresh_target(struct lag *l, const rd_kafka_metadata_t *md, const s
             r->parts = xmalloc(nparts * sizeof(*parts));
             memcpy(r->parts, parts, nparts * sizeof(*parts));
             r->nparts = nparts;
-            if (group_offsets(l, t->groups[g], t->topic, r->parts, nparts, gerr,
-                              sizeof(gerr)) < 0) {
+            if (group_offsets(l, t->groups[g], t->topic, r->parts, nparts, gerr, sizeof(gerr)) <
+                0) {
                 r->error = xstrdup(gerr);
             }
         } else if (rc < 0) {
@@ -309,8 +308,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     log_kv(level <= 3 ? LOG_WARN : LOG_DEBUG, "kafka (lag)", "facility", fac, "detail", buf, NULL);
 }
 
-static rd_kafka_t *new_client(const struct cfg *cfg, const char *bootstrap, char *err,
-                              size_t errsz)
+static rd_kafka_t *new_client(const struct cfg *cfg, const char *bootstrap, char *err, size_t errsz)
 {
     char rkerr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -67,7 +67,7 @@ struct metrics {
     struct metrics_flow **slots; /* open addressing on ref */
     size_t mask;
     size_t nflows;
-    struct metrics_flow *none;   /* requests that matched no flow */
+    struct metrics_flow *none; /* requests that matched no flow */
     uint64_t rejected[HOOK_VERDICT_COUNT];
     struct code_count http_errors[MAX_CODES];
     size_t nhttp_errors;
@@ -351,16 +351,16 @@ static struct metrics_flow **sorted_flows(const struct metrics *m, size_t *n)
 
 static void render_requests(struct sbuf *b, struct metrics_flow **v, size_t n)
 {
-    family(b, "requests_total", "counter",
-           "Requests answered, by flow and status code (namespace and flow empty: no flow matched).");
+    family(
+        b, "requests_total", "counter",
+        "Requests answered, by flow and status code (namespace and flow empty: no flow matched).");
     for (size_t i = 0; i < n; i++) {
         struct code_count codes[MAX_CODES];
         memcpy(codes, v[i]->codes, sizeof(codes));
         qsort(codes, v[i]->ncodes, sizeof(codes[0]), cmp_code);
         for (size_t c = 0; c < v[i]->ncodes; c++) {
             flow_sample(b, "requests_total", v[i]);
-            sbuf_appendf(b, ",code=\"%d\"} %llu\n", codes[c].code,
-                         (unsigned long long)codes[c].n);
+            sbuf_appendf(b, ",code=\"%d\"} %llu\n", codes[c].code, (unsigned long long)codes[c].n);
         }
     }
 }
@@ -425,7 +425,8 @@ static void render_gauges(struct sbuf *b, const struct metrics *m)
     if (m->gauges) {
         m->gauges(m->gauges_arg, &g);
     }
-    family(b, "in_flight_requests", "gauge", "Accepted requests waiting for their delivery report.");
+    family(b, "in_flight_requests", "gauge",
+           "Accepted requests waiting for their delivery report.");
     sbuf_appendf(b, "webhook_bridge_in_flight_requests %zu\n", g.in_flight);
     family(b, "in_flight_bytes", "gauge", "Bytes of the messages of in-flight requests.");
     sbuf_appendf(b, "webhook_bridge_in_flight_bytes %zu\n", g.in_flight_bytes);
@@ -438,7 +439,8 @@ static void render_gauges(struct sbuf *b, const struct metrics *m)
 
 static void render_kafka(struct sbuf *b, const struct metrics *m)
 {
-    family(b, "delivery_errors_total", "counter", "Delivery reports with an error, by Kafka error.");
+    family(b, "delivery_errors_total", "counter",
+           "Delivery reports with an error, by Kafka error.");
     for (size_t i = 0; i < m->ndelivery_errors; i++) {
         sbuf_append_cstr(b, "webhook_bridge_delivery_errors_total{error=");
         metrics_label_value(b, m->delivery_errors[i].name);
@@ -483,8 +485,9 @@ void metrics_render(struct metrics *m, struct sbuf *b)
     size_t n = 0;
     struct metrics_flow **v = sorted_flows(m, &n);
     render_requests(b, v, n);
-    render_flow_counter(b, v, n, "request_body_bytes_total", offsetof(struct metrics_flow, body_bytes),
-                        false, "Request body bytes received, by flow.");
+    render_flow_counter(b, v, n, "request_body_bytes_total",
+                        offsetof(struct metrics_flow, body_bytes), false,
+                        "Request body bytes received, by flow.");
     render_flow_counter(b, v, n, "conditions_false_total",
                         offsetof(struct metrics_flow, conditions_false), true,
                         "Requests whose trigger conditions were false (answered 204).");

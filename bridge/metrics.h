@@ -36,9 +36,9 @@ typedef void (*metrics_gauges_fn)(void *arg, struct metrics_gauges *g);
 
 /** One broker as the producer's last statistics described it. */
 struct metrics_broker {
-    char name[128]; /* librdkafka's "host:port/nodeid" */
-    int nodeid;     /* -1 for a bootstrap entry */
-    bool up;        /* state "UP" */
+    char name[128];              /* librdkafka's "host:port/nodeid" */
+    int nodeid;                  /* -1 for a bootstrap entry */
+    bool up;                     /* state "UP" */
     double rtt_avg_s, rtt_p99_s; /* request round-trip time over the statistics window */
 };
 
@@ -56,7 +56,8 @@ void metrics_set_gauges(struct metrics *m, metrics_gauges_fn fn, void *arg);
  */
 struct metrics_flow *metrics_flow(struct metrics *m, const char *ns, const char *flow);
 
-/* ==== Request path (loop thread; constant time, no allocation after a flow's first request) ==== */
+/* ==== Request path (loop thread; constant time, no allocation after a flow's first request) ====
+ */
 
 /** Counts the body bytes of a request received for mf. */
 void metrics_body(struct metrics_flow *mf, size_t bytes);

@@ -60,7 +60,8 @@ static void requests_by_code(void **state)
     assert_line(t, "webhook_bridge_requests_total{namespace=\"team\",flow=\"a\",code=\"409\"} 1");
     assert_line(t, "webhook_bridge_requests_total{namespace=\"\",flow=\"\",code=\"404\"} 2");
     assert_line(t, "webhook_bridge_requests_total{namespace=\"\",flow=\"\",code=\"413\"} 1");
-    assert_no_line_starting(t, "webhook_bridge_requests_total{namespace=\"team\",flow=\"a\",code=\"503\"");
+    assert_no_line_starting(
+        t, "webhook_bridge_requests_total{namespace=\"team\",flow=\"a\",code=\"503\"");
     assert_line(t, "webhook_bridge_request_body_bytes_total{namespace=\"team\",flow=\"a\"} 15");
     assert_line(t, "webhook_bridge_conditions_false_total{namespace=\"team\",flow=\"a\"} 1");
     assert_line(t, "webhook_bridge_accepted_total{namespace=\"team\",flow=\"a\"} 1");
@@ -105,11 +106,11 @@ static void latency_histogram(void **state)
     struct metrics *m = metrics_new();
     struct metrics_flow *f = metrics_flow(m, "n", "f");
     metrics_accepted(f);
-    metrics_acked(m, f, HOOK_DELIVERED, 1000);       /* exactly 1 ms: le="0.001" */
+    metrics_acked(m, f, HOOK_DELIVERED, 1000); /* exactly 1 ms: le="0.001" */
     metrics_accepted(f);
     metrics_acked(m, f, HOOK_DELIVERY_FAILED, 2000000); /* 2 s */
     metrics_accepted(f);
-    metrics_acked(m, f, HOOK_DELIVERED, 60000000);   /* 60 s: only +Inf */
+    metrics_acked(m, f, HOOK_DELIVERED, 60000000); /* 60 s: only +Inf */
     char *t = render(m);
     const char *p = "webhook_bridge_ack_duration_seconds_bucket{namespace=\"n\",flow=\"f\",le=";
     char line[256];
@@ -173,7 +174,9 @@ static void gauges_kafka_reloads(void **state)
     assert_line(t, "webhook_bridge_delivery_errors_total{error=\"NOT_ENOUGH_REPLICAS\"} 1");
     assert_line(t, "webhook_bridge_broker_up{broker=\"127.0.0.1:9092/1\"} 1");
     assert_line(t, "webhook_bridge_broker_up{broker=\"127.0.0.1:9093/bootstrap\"} 0");
-    assert_line(t, "webhook_bridge_broker_rtt_seconds{broker=\"127.0.0.1:9092/1\",quantile=\"avg\"} 0.000500");
+    assert_line(
+        t,
+        "webhook_bridge_broker_rtt_seconds{broker=\"127.0.0.1:9092/1\",quantile=\"avg\"} 0.000500");
     assert_line(t, "webhook_bridge_reloads_total{result=\"ok\"} 0");
     assert_line(t, "webhook_bridge_last_reload_success_timestamp_seconds 0.000");
     free(t);
@@ -185,7 +188,8 @@ static void gauges_kafka_reloads(void **state)
     assert_line(t, "webhook_bridge_reloads_total{result=\"failed\"} 2");
     const char *ts = strstr(t, "\nwebhook_bridge_last_reload_success_timestamp_seconds ");
     assert_non_null(ts);
-    double when = strtod(ts + strlen("\nwebhook_bridge_last_reload_success_timestamp_seconds "), NULL);
+    double when =
+        strtod(ts + strlen("\nwebhook_bridge_last_reload_success_timestamp_seconds "), NULL);
     assert_true(when > 1.7e9);
     free(t);
     metrics_free(m);
@@ -194,10 +198,8 @@ static void gauges_kafka_reloads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(requests_by_code),
-        cmocka_unit_test(flow_counters_survive_lookup),
-        cmocka_unit_test(latency_histogram),
-        cmocka_unit_test(label_escaping),
+        cmocka_unit_test(requests_by_code),     cmocka_unit_test(flow_counters_survive_lookup),
+        cmocka_unit_test(latency_histogram),    cmocka_unit_test(label_escaping),
         cmocka_unit_test(gauges_kafka_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

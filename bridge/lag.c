@@ -100,6 +100,18 @@ static struct target *targets_dup(const struct lag_target *t, size_t n)
 
 /* ==== One refresh (lag thread) ==== */
 
+/*
+ * Each query may wait QUERY_TIMEOUT_MS for an absent broker; checking between queries keeps a
+ * shutdown from waiting for a whole refresh of many topics.
+ */
+static bool stopping(struct lag *l)
+{
+    pthread_mutex_lock(&l->mu);
+    bool stop = l->stop;
+    pthread_mutex_unlock(&l->mu);
+    return stop;
+}
+
 /* The partitions of topic with their watermarks; nparts 0 when the topic does not exist yet. */
 static int topic_parts(struct lag *l, const rd_kafka_metadata_t *md, const char *topic,
                        struct part **out, size_t *nout, char *err, size_t errsz)
@@ -113,6 +125,11 @@ static int topic_parts(struct lag *l, const rd_kafka_metadata_t *md, const char 
         }
         struct part *p = xcalloc(t->partition_cnt ? (size_t)t->partition_cnt : 1, sizeof(*p));
         for (int k = 0; k < t->partition_cnt; k++) {
+            if (stopping(l)) {
+                snprintf(err, errsz, "stopped");
+                xfree(p);
+                return -ECANCELED;
+            }
             p[k].id = t->partitions[k].id;
             rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
                 l->rk, topic, p[k].id, &p[k].low, &p[k].high, QUERY_TIMEOUT_MS);
@@ -210,7 +227,9 @@ static void refresh_target(struct lag *l, const rd_kafka_metadata_t *md, const s
         r->topic = xstrdup(t->topic);
         r->group = xstrdup(t->groups[g]);
         char gerr[512] = "";
-        if (rc == 0 && nparts > 0) {
+        if (rc == 0 && nparts > 0 && stopping(l)) {
+            r->error = xstrdup("stopped");
+        } else if (rc == 0 && nparts > 0) {
             r->parts = xmalloc(nparts * sizeof(*parts));
             memcpy(r->parts, parts, nparts * sizeof(*parts));
             r->nparts = nparts;

@@ -17,7 +17,7 @@
 
 /* ==== The key table ==== */
 
-enum key_type { KEY_STR, KEY_INT, KEY_PROPS, KEY_TOPICS };
+enum key_type { KEY_STR, KEY_INT, KEY_PROPS, KEY_TOPICS, KEY_LIST, KEY_FLOW_GROUPS };
 
 /* Checks a string value: NULL when it is fine, else the rest of "'key' must be …". */
 typedef const char *(*key_check_fn)(const char *value);
@@ -34,6 +34,7 @@ struct key {
 };
 
 static const char *check_listen(const char *v);
+static const char *check_admin_listen(const char *v);
 static const char *check_nonempty(const char *v);
 static const char *check_tenant(const char *v);
 static const char *check_log_level(const char *v);
@@ -66,6 +67,8 @@ static const char *check_topic_template(const char *v);
 static const struct key keys[] = {
     STR_KEY("listen", listen, "127.0.0.1:8080", check_listen, RESTART,
             "address to serve webhooks on, HOST:PORT ([::1]:8080 for IPv6; port 0: any free port)"),
+    STR_KEY("admin_listen", admin_listen, "127.0.0.1:8081", check_admin_listen, RESTART,
+            "address of /metrics, /health, /ready and /lag, HOST:PORT; \"\" turns it off"),
     STR_KEY("flows_dir", flows_dir, "flows", check_nonempty, LIVE,
             "folder of Kestra flows (*.yml, *.yaml, recursively); relative to this file's folder"),
     STR_KEY("tenant", tenant, "main", check_tenant, RESTART,
@@ -111,6 +114,12 @@ static const struct key keys[] = {
             "connection inactivity while reading or writing, and keep-alive idle time"),
     INT_KEY("reload.debounce_ms", reload.debounce_ms, "200", 0, 60000, LIVE,
             "quiet time after a change in flows_dir before reloading (editors write in steps)"),
+    {"lag.groups", KEY_LIST, offsetof(struct cfg, lag.groups), "[]", 0, 0, NULL, LIVE,
+     "consumer groups whose lag is watched on every flow's topic"},
+    {"lag.flow_groups", KEY_FLOW_GROUPS, offsetof(struct cfg, lag.flow_groups), "{}", 0, 0, NULL,
+     LIVE, "more groups for one flow's topic, \"namespace/flowId\": [group, ...]"},
+    INT_KEY("lag.interval_ms", lag.interval_ms, "5000", 100, 3600000, RESTART,
+            "how often consumer lag is refreshed"),
 };
 
 #define NKEYS ARRAY_LEN(keys)
@@ -193,6 +202,11 @@ static const char *check_listen(const char *v)
         return "must end in a port from 0 to 65535";
     }
     return NULL;
+}
+
+static const char *check_admin_listen(const char *v)
+{
+    return v[0] ? check_listen(v) : NULL;
 }
 
 static const char *check_nonempty(const char *v)
@@ -411,6 +425,67 @@ static void set_topics(struct loader *ld, const struct key *k, const struct yml_
     }
 }
 
+/* A list of non-empty strings (consumer group names) into *out; false after an error. */
+static bool load_groups(struct loader *ld, const char *what, const struct yml_node *n,
+                        char ***out, size_t *nout)
+{
+    if (n->kind != YML_SEQ) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "%s must be a list, not %s", what,
+                 yml_kind_name(n));
+        return false;
+    }
+    for (size_t i = 0; i < n->nitems; i++) {
+        const char *g = scalar_text(ld, n->items[i], "a consumer group name");
+        if (!g) {
+            continue;
+        }
+        if (!g[0]) {
+            diag_add(ld->dl, ld->file, n->items[i]->line, n->items[i]->col,
+                     "a consumer group name must not be empty");
+            continue;
+        }
+        *out = xrealloc(*out, (*nout + 1) * sizeof(char *));
+        (*out)[(*nout)++] = xstrdup(g);
+    }
+    return true;
+}
+
+static void set_list(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    char what[80];
+    snprintf(what, sizeof(what), "'%s'", k->name);
+    load_groups(ld, what, n, &ld->cfg->lag.groups, &ld->cfg->lag.ngroups);
+}
+
+static void set_flow_groups(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    struct cfg *cfg = ld->cfg;
+    if (n->kind != YML_MAP) {
+        diag_add(ld->dl, ld->file, n->line, n->col, "'%s' must be a map, not %s", k->name,
+                 yml_kind_name(n));
+        return;
+    }
+    for (size_t i = 0; i < n->npairs; i++) {
+        const struct yml_node *kn = n->pairs[i].key;
+        const char *ref = scalar_text(ld, kn, "a lag.flow_groups entry");
+        if (!ref) {
+            continue;
+        }
+        if (!flow_ref_valid(ref)) {
+            diag_add(ld->dl, ld->file, kn->line, kn->col,
+                     "lag.flow_groups entries must be named \"namespace/flowId\"");
+            continue;
+        }
+        struct cfg_flow_groups fg = {xstrdup(ref), NULL, 0, kn->line, kn->col};
+        char what[128];
+        snprintf(what, sizeof(what), "lag.flow_groups '%.64s'", ref);
+        load_groups(ld, what, n->pairs[i].value, &fg.groups, &fg.ngroups);
+        cfg->lag.flow_groups = xrealloc(cfg->lag.flow_groups,
+                                        (cfg->lag.nflow_groups + 1) * sizeof(fg));
+        cfg->lag.flow_groups[cfg->lag.nflow_groups++] = fg;
+    }
+}
+
 static void set_key(struct loader *ld, const struct key *k, const struct yml_node *n)
 {
     note_pos(ld, k, n);
@@ -426,6 +501,12 @@ static void set_key(struct loader *ld, const struct key *k, const struct yml_nod
         break;
     case KEY_TOPICS:
         set_topics(ld, k, n);
+        break;
+    case KEY_LIST:
+        set_list(ld, k, n);
+        break;
+    case KEY_FLOW_GROUPS:
+        set_flow_groups(ld, k, n);
         break;
     }
 }
@@ -474,7 +555,8 @@ static bool suggest(const char *path, char *out, size_t outsz)
             memcpy(cand, keys[i].name, n);
             cand[n] = '\0';
             size_t d = edit_distance(path, cand);
-            if (d < best_d) {
+            /* A one-letter key is no typo of "lag": replacing most of a word is no hint. */
+            if (d < best_d && d < strlen(path)) {
                 best_d = d;
                 snprintf(out, outsz, "%s", cand);
             }
@@ -606,6 +688,14 @@ struct cfg *cfg_load(const char *path, struct diag_list *dl)
     return cfg;
 }
 
+static void free_groups(char **groups, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        xfree(groups[i]);
+    }
+    xfree(groups);
+}
+
 void cfg_free(struct cfg *cfg)
 {
     if (!cfg) {
@@ -626,6 +716,12 @@ void cfg_free(struct cfg *cfg)
         xfree(cfg->kafka.topics[i].topic);
     }
     xfree(cfg->kafka.topics);
+    free_groups(cfg->lag.groups, cfg->lag.ngroups);
+    for (size_t i = 0; i < cfg->lag.nflow_groups; i++) {
+        xfree(cfg->lag.flow_groups[i].flow_ref);
+        free_groups(cfg->lag.flow_groups[i].groups, cfg->lag.flow_groups[i].ngroups);
+    }
+    xfree(cfg->lag.flow_groups);
     xfree(cfg->pos);
     xfree(cfg->file);
     xfree(cfg);
@@ -636,6 +732,17 @@ void cfg_set_str(char **field, const char *value)
     char *copy = xstrdup(value);
     xfree(*field);
     *field = copy;
+}
+
+void cfg_add_lag_group(struct cfg *cfg, const char *group)
+{
+    for (size_t i = 0; i < cfg->lag.ngroups; i++) {
+        if (strcmp(cfg->lag.groups[i], group) == 0) {
+            return;
+        }
+    }
+    cfg->lag.groups = xrealloc(cfg->lag.groups, (cfg->lag.ngroups + 1) * sizeof(char *));
+    cfg->lag.groups[cfg->lag.ngroups++] = xstrdup(group);
 }
 
 bool cfg_kafka_embedded(const struct cfg *cfg)
@@ -723,7 +830,9 @@ static void copy_value(struct cfg *dst, const struct cfg *src, const struct key 
         copy_props(dst, src);
         break;
     case KEY_TOPICS:
-        assert(!"kafka.topics is live"); /* no copy needed: a reload applies it */
+    case KEY_LIST:
+    case KEY_FLOW_GROUPS:
+        assert(!"kafka.topics and lag groups are live"); /* a reload applies them */
         break;
     }
 }
@@ -916,6 +1025,15 @@ void cfg_print_reference(FILE *out)
     }
 }
 
+static void append_groups(struct sbuf *b, char *const *groups, size_t n)
+{
+    sbuf_append_cstr(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        sbuf_appendf(b, "%s\"%s\"", i ? ", " : "", groups[i]);
+    }
+    sbuf_append_cstr(b, "]");
+}
+
 char *cfg_get_text(const struct cfg *cfg, const char *name)
 {
     const struct key *k = key_find(name);
@@ -928,6 +1046,15 @@ char *cfg_get_text(const struct cfg *cfg, const char *name)
         sbuf_append_cstr(&b, *str_field((struct cfg *)cfg, k));
     } else if (k->type == KEY_INT) {
         sbuf_appendf(&b, "%ld", *int_field((struct cfg *)cfg, k));
+    } else if (k->type == KEY_LIST) {
+        append_groups(&b, cfg->lag.groups, cfg->lag.ngroups);
+    } else if (k->type == KEY_FLOW_GROUPS) {
+        sbuf_append_cstr(&b, "{");
+        for (size_t i = 0; i < cfg->lag.nflow_groups; i++) {
+            sbuf_appendf(&b, "%s\"%s\": ", i ? ", " : "", cfg->lag.flow_groups[i].flow_ref);
+            append_groups(&b, cfg->lag.flow_groups[i].groups, cfg->lag.flow_groups[i].ngroups);
+        }
+        sbuf_append_cstr(&b, "}");
     } else {
         bool props = k->type == KEY_PROPS;
         size_t n = props ? cfg->kafka.nproperties : cfg->kafka.ntopics;

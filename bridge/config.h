@@ -27,6 +27,14 @@ struct cfg_topic {
     int line, col; /* position of the "namespace/flowId" key in cfg->file */
 };
 
+/** One `lag.flow_groups` entry: "namespace/flowId" → consumer groups whose lag is watched. */
+struct cfg_flow_groups {
+    char *flow_ref;
+    char **groups;
+    size_t ngroups;
+    int line, col;
+};
+
 /** Where the config file set a key; line 0 when the key kept its default. */
 struct cfg_pos {
     int line, col;
@@ -35,6 +43,7 @@ struct cfg_pos {
 struct cfg {
     char *file;      /* the config file loaded, or NULL when running on defaults */
     char *listen;    /* "HOST:PORT"; default "127.0.0.1:8080" */
+    char *admin_listen; /* /metrics, /health, /ready, /lag; default "127.0.0.1:8081"; "": off */
     char *flows_dir; /* relative paths are resolved against the config file's folder */
     char *tenant;    /* default "main" */
     char *log_level; /* "debug" | "info" | "warn" | "error"; default "info" */
@@ -68,6 +77,14 @@ struct cfg {
         long debounce_ms; /* quiet time after a flows_dir change before reloading; default 200 */
     } reload;
 
+    struct {
+        char **groups; /* consumer groups watched on every flow's topic */
+        size_t ngroups;
+        struct cfg_flow_groups *flow_groups; /* more groups for one flow's topic */
+        size_t nflow_groups;
+        long interval_ms; /* refresh period; default 5000 */
+    } lag;
+
     struct cfg_pos *pos; /* one per key-table entry; read it through cfg_key_pos() */
 };
 
@@ -98,6 +115,9 @@ void cfg_free(struct cfg *cfg);
 
 /** Replaces *field (a char * member of cfg) with a copy of value; the old value is freed. */
 void cfg_set_str(char **field, const char *value);
+
+/** Appends a copy of group to cfg->lag.groups unless it is already there (--lag-group). */
+void cfg_add_lag_group(struct cfg *cfg, const char *group);
 
 /** True when the bootstrap list asks for the embedded mock cluster ("" or "embedded"). */
 bool cfg_kafka_embedded(const struct cfg *cfg);

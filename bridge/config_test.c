@@ -387,6 +387,54 @@ static void timeouts(void **state)
                   "has acknowledged or given up\n");
 }
 
+/* ==== Operations: admin_listen and lag ==== */
+
+static void admin_and_lag_keys(void **state)
+{
+    (void)state;
+    struct diag_list dl;
+    struct cfg *cfg = load_text("c.yaml",
+                                "admin_listen: \"\"\n"
+                                "lag:\n"
+                                "  groups: [exec, audit]\n"
+                                "  flow_groups:\n"
+                                "    team/hook: [one, two]\n"
+                                "  interval_ms: 250\n",
+                                &dl);
+    assert_int_equal(dl.n, 0);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->admin_listen, "");
+    assert_int_equal(cfg->lag.ngroups, 2);
+    assert_string_equal(cfg->lag.groups[1], "audit");
+    assert_int_equal(cfg->lag.nflow_groups, 1);
+    assert_string_equal(cfg->lag.flow_groups[0].flow_ref, "team/hook");
+    assert_int_equal(cfg->lag.flow_groups[0].ngroups, 2);
+    assert_string_equal(cfg->lag.flow_groups[0].groups[1], "two");
+    assert_int_equal(cfg->lag.interval_ms, 250);
+    /* --lag-group adds once. */
+    cfg_add_lag_group(cfg, "exec");
+    cfg_add_lag_group(cfg, "cli");
+    char *t = cfg_get_text(cfg, "lag.groups");
+    assert_string_equal(t, "[\"exec\", \"audit\", \"cli\"]");
+    xfree(t);
+    t = cfg_get_text(cfg, "lag.flow_groups");
+    assert_string_equal(t, "{\"team/hook\": [\"one\", \"two\"]}");
+    xfree(t);
+    cfg_free(cfg);
+    diag_list_deinit(&dl);
+
+    expect_errors("admin_listen: \"8081\"\n",
+                  "c.yaml:1:15: 'admin_listen' must be HOST:PORT, for example 127.0.0.1:8080\n");
+    expect_errors("lag:\n  groups: exec\n",
+                  "c.yaml:2:11: 'lag.groups' must be a list, not a string\n");
+    expect_errors("lag:\n  groups: [\"\"]\n",
+                  "c.yaml:2:12: a consumer group name must not be empty\n");
+    expect_errors("lag:\n  flow_groups:\n    nohook: [a]\n",
+                  "c.yaml:3:5: lag.flow_groups entries must be named \"namespace/flowId\"\n");
+    expect_errors("lag:\n  interval_ms: 10\n",
+                  "c.yaml:2:16: 'lag.interval_ms' must be between 100 and 3600000 (got 10)\n");
+}
+
 /* ==== Reference ==== */
 
 /* Every key of the table has a line in configs/bridge.yaml, which holds exactly the defaults. */
@@ -590,6 +638,7 @@ int main(void)
         cmocka_unit_test(acks_rejected),
         cmocka_unit_test(max_body_vs_message_max_bytes),
         cmocka_unit_test(timeouts),
+        cmocka_unit_test(admin_and_lag_keys),
         cmocka_unit_test(bridge_yaml_in_sync),
         cmocka_unit_test(restart_keys_documented),
         cmocka_unit_test(keep_restart_keys),

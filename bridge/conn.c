@@ -68,6 +68,8 @@ struct conns {
     struct conn_limits lim;
     size_t live;
     struct conn *all;
+    void (*on_answer)(void *arg, int status);
+    void *on_answer_arg;
     struct conn *buckets[NBUCKETS];
 };
 
@@ -225,6 +227,9 @@ static void answer_and_close(struct conn *c, int status, const char *reason, con
     sbuf_deinit(&body);
     log_kv(LOG_DEBUG, "connection refused by the framing check or a limit", "reason", message,
            NULL);
+    if (c->t->on_answer) {
+        c->t->on_answer(c->t->on_answer_arg, status);
+    }
     /* evhttp's callbacks are replaced: it will not see this connection again until it frees it. */
     c->reject = true;
     bufferevent_setcb(c->bev, on_linger_read, NULL, on_linger_event, c);
@@ -444,6 +449,12 @@ void conns_set_close_hook(struct conns *t, struct evhttp_connection *evcon, void
         c->hook = fn;
         c->hook_arg = arg;
     }
+}
+
+void conns_on_answer(struct conns *t, void (*fn)(void *arg, int status), void *arg)
+{
+    t->on_answer = fn;
+    t->on_answer_arg = arg;
 }
 
 size_t conns_open(const struct conns *t)

@@ -68,6 +68,12 @@ bool conns_must_close(struct conns *t, struct evhttp_connection *evcon);
 void conns_set_close_hook(struct conns *t, struct evhttp_connection *evcon, void (*fn)(void *),
                           void *arg);
 
+/**
+ * fn(arg, status) runs for every answer the table writes itself (400, 405, 408, 414, 431, 501,
+ * 503, 505), so the server's metrics count every request answered.
+ */
+void conns_on_answer(struct conns *t, void (*fn)(void *arg, int status), void *arg);
+
 /** Connections open now. */
 size_t conns_open(const struct conns *t);
 

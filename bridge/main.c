@@ -11,10 +11,13 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "config.h"
 #include "diag.h"
 #include "flow.h"
+#include "lag.h"
 #include "log.h"
+#include "metrics.h"
 #include "publish.h"
 #include "reload.h"
 #include "route.h"
@@ -30,17 +33,23 @@ struct opts {
     const char *listen;
     const char *flows;
     const char *bootstrap;
+    const char *admin_listen;
+    const char **lag_groups; /* --lag-group, repeatable; points into argv */
+    size_t nlag_groups;
     bool check;
 };
 
 struct app {
     struct event_base *base;
-    struct cfg *cfg;        /* until start() hands it to reload */
-    struct flow_set *flows; /* likewise */
-    struct reload *reload;  /* owns the config, flows and routes being served */
+    struct cfg *cfg;          /* loaded at start, then owned by reload */
+    struct flow_set *flows;   /* loaded at start, then owned by reload */
+    struct reload *reload;    /* what serves now: config, flows, routes */
     struct hook_ctx *hook;
     struct pub *pub;
     struct srv *srv;
+    struct metrics *metrics;
+    struct lag *lag;
+    struct admin *admin;
     struct event *ev_term;
     struct event *ev_int;
     struct event *ev_deadline;
@@ -59,6 +68,10 @@ static void usage(FILE *out)
             "  -f, --flows DIR              override `flows_dir`\n"
             "  -b, --bootstrap-servers LIST override `kafka.bootstrap_servers`\n"
             "                               (empty or 'embedded': in-process mock, not durable)\n"
+            "  -a, --admin-listen HOST:PORT override `admin_listen` (/metrics, /health, /ready,\n"
+            "                               /lag; empty turns it off)\n"
+            "  -g, --lag-group NAME         watch this consumer group's lag on every flow topic\n"
+            "                               (repeatable; adds to `lag.groups`)\n"
             "  -t, --check-config           load config and flows, print OK or every error\n"
             "  -h, --help                   this text\n"
             "  -V, --version                print the version\n");
@@ -72,18 +85,25 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"listen", required_argument, NULL, 'l'},
         {"flows", required_argument, NULL, 'f'},
         {"bootstrap-servers", required_argument, NULL, 'b'},
+        {"admin-listen", required_argument, NULL, 'a'},
+        {"lag-group", required_argument, NULL, 'g'},
         {"check-config", no_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "c:l:f:b:thV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:f:b:a:g:thV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': o->config = optarg; break;
         case 'l': o->listen = optarg; break;
         case 'f': o->flows = optarg; break;
         case 'b': o->bootstrap = optarg; break;
+        case 'a': o->admin_listen = optarg; break;
+        case 'g':
+            o->lag_groups = xrealloc(o->lag_groups, (o->nlag_groups + 1) * sizeof(char *));
+            o->lag_groups[o->nlag_groups++] = optarg;
+            break;
         case 't': o->check = true; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("webhook-bridge %s\n", BRIDGE_VERSION); return 1;
@@ -116,6 +136,17 @@ static struct cfg *load_config(void *arg, struct diag_list *dl)
     }
     if (o->bootstrap) {
         cfg_set_str(&cfg->kafka.bootstrap_servers, o->bootstrap);
+    }
+    if (o->admin_listen) {
+        cfg_set_str(&cfg->admin_listen, o->admin_listen);
+    }
+    for (size_t i = 0; i < o->nlag_groups; i++) {
+        if (!o->lag_groups[i][0]) {
+            diag_add(dl, NULL, 0, 0, "--lag-group: a consumer group name must not be empty");
+            cfg_free(cfg);
+            return NULL;
+        }
+        cfg_add_lag_group(cfg, o->lag_groups[i]);
     }
     if (cfg_validate(cfg, dl) > 0) {
         cfg_free(cfg);
@@ -174,6 +205,126 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     srv_drain(a->srv, on_drained, a);
 }
 
+/* ==== Operations: metrics, lag, admin ==== */
+
+static void read_gauges(void *arg, struct metrics_gauges *g)
+{
+    const struct app *a = arg;
+    g->in_flight = a->srv ? srv_in_flight(a->srv) : 0;
+    g->in_flight_bytes = a->srv ? srv_in_flight_bytes(a->srv) : 0;
+    g->queue_msgs = a->pub ? pub_queue_len(a->pub) : 0;
+    g->flows = a->reload ? reload_flows(a->reload)->nflows : 0;
+}
+
+/* Ready: flows loaded, not shutting down, and the producer sees a broker up (statistics). */
+static bool is_ready(void *arg, char *why, size_t whysz)
+{
+    const struct app *a = arg;
+    if (!a->reload) {
+        snprintf(why, whysz, "flows are not loaded");
+        return false;
+    }
+    if (a->signals > 0) {
+        snprintf(why, whysz, "shutting down");
+        return false;
+    }
+    int up = pub_brokers_up(a->pub, 5000);
+    if (up <= 0) {
+        snprintf(why, whysz, up < 0 ? "Kafka: no broker state yet" : "Kafka: no broker reachable");
+        return false;
+    }
+    return true;
+}
+
+/* The groups watched on fl's topic: lag.groups, then lag.flow_groups for this flow. */
+static size_t flow_lag_groups(const struct cfg *cfg, const struct flow *fl, const char ***out)
+{
+    size_t n = 0;
+    const char **g = xcalloc(cfg->lag.ngroups + 1, sizeof(char *));
+    for (size_t i = 0; i < cfg->lag.ngroups; i++) {
+        g[n++] = cfg->lag.groups[i];
+    }
+    for (size_t i = 0; i < cfg->lag.nflow_groups; i++) {
+        const struct cfg_flow_groups *fg = &cfg->lag.flow_groups[i];
+        size_t nslen = strlen(fl->ns);
+        if (strncmp(fg->flow_ref, fl->ns, nslen) != 0 || fg->flow_ref[nslen] != '/' ||
+            strcmp(fg->flow_ref + nslen + 1, fl->id) != 0) {
+            continue;
+        }
+        g = xrealloc(g, (n + fg->ngroups + 1) * sizeof(char *));
+        for (size_t k = 0; k < fg->ngroups; k++) {
+            g[n++] = fg->groups[k];
+        }
+    }
+    *out = g;
+    return n;
+}
+
+/* Hands the loaded flows' topics and their groups to the lag thread (at start, after a reload). */
+static void update_lag_targets(struct app *a)
+{
+    const struct flow_set *fs = reload_flows(a->reload);
+    size_t nf = fs->nflows, n = 0;
+    struct lag_target *t = xcalloc(nf ? nf : 1, sizeof(*t));
+    for (size_t i = 0; i < nf; i++) {
+        const char **groups = NULL;
+        size_t ng = flow_lag_groups(reload_cfg(a->reload), &fs->flows[i], &groups);
+        if (ng == 0) {
+            xfree(groups);
+            continue;
+        }
+        t[n++] = (struct lag_target){fs->flows[i].topic, groups, ng};
+    }
+    lag_set_targets(a->lag, t, n);
+    for (size_t i = 0; i < n; i++) {
+        xfree((void *)t[i].groups);
+    }
+    xfree(t);
+}
+
+static bool lag_wanted(const struct cfg *cfg)
+{
+    return cfg->lag.ngroups > 0 || cfg->lag.nflow_groups > 0;
+}
+
+/* After each reload: the metrics count it; a new set of flows means new lag targets. */
+static void on_reloaded(void *arg, bool ok)
+{
+    struct app *a = arg;
+    metrics_reload(a->metrics, ok);
+    if (ok && a->lag) {
+        update_lag_targets(a);
+    }
+}
+
+static int start_ops(struct app *a)
+{
+    char err[512];
+    const struct cfg *cfg = reload_cfg(a->reload);
+    if (lag_wanted(cfg)) {
+        const char *bootstrap = pub_embedded_bootstrap(a->pub);
+        a->lag = lag_new(cfg, bootstrap ? bootstrap : cfg->kafka.bootstrap_servers, err,
+                         sizeof(err));
+        if (!a->lag) {
+            log_kv(LOG_ERROR, "cannot start the consumer lag refresh", "error", err, NULL);
+            return -1;
+        }
+        update_lag_targets(a);
+    }
+    reload_on_done(a->reload, on_reloaded, a);
+    if (!cfg->admin_listen[0]) {
+        return 0;
+    }
+    struct admin_deps deps = {a->metrics, a->lag, is_ready, a};
+    a->admin = admin_new(a->base, cfg->admin_listen, &deps, err, sizeof(err));
+    if (!a->admin) {
+        log_kv(LOG_ERROR, "cannot start the admin listener", "error", err, NULL);
+        return -1;
+    }
+    log_kv(LOG_INFO, "admin listening", "addr", admin_address(a->admin), NULL);
+    return 0;
+}
+
 static int start(struct app *a, struct opts *o)
 {
     char err[512];
@@ -183,11 +334,14 @@ static int start(struct app *a, struct opts *o)
     a->flows = NULL;
     const struct cfg *cfg = reload_cfg(a->reload);
     a->hook = hook_ctx_new(reload_routes(a->reload), cfg->tenant, (int)cfg->kestra_compat);
+    a->metrics = metrics_new();
+    metrics_set_gauges(a->metrics, read_gauges, a);
     a->srv = srv_new(a->base, cfg, a->hook, err, sizeof(err));
     if (!a->srv) {
         log_kv(LOG_ERROR, "cannot start the HTTP server", "error", err, NULL);
         return -1;
     }
+    srv_set_metrics(a->srv, a->metrics);
     reload_attach(a->reload, a->hook, a->srv);
     if (reload_start(a->reload, a->base, load_config, o) < 0) {
         log_kv(LOG_ERROR, "cannot install the SIGHUP handler", NULL);
@@ -199,6 +353,10 @@ static int start(struct app *a, struct opts *o)
         return -1;
     }
     srv_set_pub(a->srv, a->pub);
+    pub_set_metrics(a->pub, a->metrics);
+    if (start_ops(a) < 0) {
+        return -1;
+    }
     a->ev_term = evsignal_new(a->base, SIGTERM, on_signal, a);
     a->ev_int = evsignal_new(a->base, SIGINT, on_signal, a);
     evsignal_add(a->ev_term, NULL);
@@ -222,12 +380,15 @@ static void stop(struct app *a)
             log_kv(LOG_WARN, "undelivered messages answered 503 at exit", "count", n, NULL);
         }
     }
+    admin_free(a->admin);
+    lag_free(a->lag);
     /*
      * The producer goes first: its last reports still answer through the server, and release
      * the flow sets those requests held. The set being served goes with reload.
      */
     pub_free(a->pub);
     srv_free(a->srv);
+    metrics_free(a->metrics);
     hook_ctx_free(a->hook);
     reload_free(a->reload);
     flow_set_free(a->flows);
@@ -256,6 +417,7 @@ int main(int argc, char **argv)
     diag_list_init(&dl);
     int pr = parse_args(argc, argv, &o);
     if (pr != 0) {
+        xfree(o.lag_groups);
         return pr == 1 ? 0 : 2;
     }
     log_setup(LOG_INFO, !isatty(STDERR_FILENO));
@@ -281,6 +443,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     stop(&a);
+    xfree(o.lag_groups);
     diag_list_deinit(&dl);
     return rc;
 }

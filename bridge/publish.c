@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "util.h"
 
@@ -42,6 +44,9 @@ struct pub {
     struct topic_slot *topics;
     size_t topics_mask;
     size_t ntopics;
+    struct metrics *metrics;   /* borrowed; NULL: nothing is counted */
+    int brokers_up;            /* from the last statistics; -1 before the first */
+    long long stats_at_us;     /* when they arrived */
 };
 
 /* ==== Configuration ==== */
@@ -90,6 +95,8 @@ static int apply_defaults(rd_kafka_conf_t *conf, const struct cfg *cfg, const ch
         {"queue.buffering.max.kbytes", qkb},
         {"log.connection.close", "false"},
         {"client.id", "webhook-bridge"},
+        /* Broker states and round-trip times for /metrics and /ready (on_stats). */
+        {"statistics.interval.ms", "1000"},
     };
     for (size_t i = 0; i < ARRAY_LEN(defaults); i++) {
         if (set_prop(conf, defaults[i][0], defaults[i][1], err, errsz) < 0) {
@@ -130,7 +137,57 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     struct pub *p = opaque;
     (void)rk;
     p->in_flight--;
+    if (rkm->err && p->metrics) {
+        metrics_delivery_error(p->metrics, rd_kafka_err2name(rkm->err));
+    }
     p->cb(rkm->_private, classify(rkm->err), rd_kafka_err2str(rkm->err));
+}
+
+static double json_us_to_s(json_t *obj, const char *key)
+{
+    return (double)json_integer_value(json_object_get(obj, key)) / 1e6;
+}
+
+/*
+ * librdkafka's statistics (every statistics.interval.ms, served by rd_kafka_poll on the loop's
+ * thread): broker states and round-trip times. jansson's tree is fine here: this is a few KB a
+ * second, off the request path.
+ */
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    struct pub *p = opaque;
+    (void)rk;
+    json_t *root = json_loadb(json, json_len, 0, NULL);
+    json_t *brokers = root ? json_object_get(root, "brokers") : NULL;
+    if (!json_is_object(brokers)) {
+        json_decref(root);
+        return 0;
+    }
+    size_t n = json_object_size(brokers), k = 0;
+    struct metrics_broker *mb = xcalloc(n ? n : 1, sizeof(*mb));
+    const char *name;
+    json_t *b;
+    int up = 0;
+    json_object_foreach(brokers, name, b)
+    {
+        json_t *rtt = json_object_get(b, "rtt");
+        snprintf(mb[k].name, sizeof(mb[k].name), "%s", name);
+        mb[k].nodeid = (int)json_integer_value(json_object_get(b, "nodeid"));
+        const char *state = json_string_value(json_object_get(b, "state"));
+        mb[k].up = state && strcmp(state, "UP") == 0;
+        mb[k].rtt_avg_s = json_us_to_s(rtt, "avg");
+        mb[k].rtt_p99_s = json_us_to_s(rtt, "p99");
+        up += mb[k].up;
+        k++;
+    }
+    p->brokers_up = up;
+    p->stats_at_us = util_now_us();
+    if (p->metrics) {
+        metrics_set_brokers(p->metrics, mb, k);
+    }
+    xfree(mb);
+    json_decref(root);
+    return 0;
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -248,6 +305,7 @@ struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery
     char rkerr[256];
     p->pipefd[0] = p->pipefd[1] = -1;
     p->cb = cb;
+    p->brokers_up = -1;
     p->topics_mask = 63;
     p->topics = xcalloc(p->topics_mask + 1, sizeof(*p->topics));
 
@@ -262,6 +320,7 @@ struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_opaque(conf, p);
     p->conf = rd_kafka_conf_dup(conf);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof(rkerr));
@@ -439,6 +498,24 @@ size_t pub_flush(struct pub *p, int timeout_ms)
         rd_kafka_poll(p->rk, 50);
     }
     return p->in_flight;
+}
+
+void pub_set_metrics(struct pub *p, struct metrics *m)
+{
+    p->metrics = m;
+}
+
+size_t pub_queue_len(const struct pub *p)
+{
+    return p->rk ? (size_t)rd_kafka_outq_len(p->rk) : 0;
+}
+
+int pub_brokers_up(const struct pub *p, long long max_age_ms)
+{
+    if (p->brokers_up < 0 || util_now_us() - p->stats_at_us > max_age_ms * 1000) {
+        return -1;
+    }
+    return p->brokers_up;
 }
 
 unsigned long pub_recreated(const struct pub *p)

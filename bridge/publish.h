@@ -11,6 +11,7 @@
 #include "config.h"
 
 struct event_base;
+struct metrics;
 
 /** Delivery outcome of one message. */
 enum pub_result {
@@ -58,6 +59,21 @@ size_t pub_flush(struct pub *p, int timeout_ms);
 
 /** The embedded mock cluster's bootstrap list, or NULL when using a real cluster. */
 const char *pub_embedded_bootstrap(const struct pub *p);
+
+/**
+ * Counts delivery errors by Kafka error name and publishes the brokers' state and round-trip
+ * times from librdkafka's statistics (every second) into m (borrowed; must outlive p).
+ */
+void pub_set_metrics(struct pub *p, struct metrics *m);
+
+/** Messages in the producer's queue: waiting to be sent or for their acknowledgement. */
+size_t pub_queue_len(const struct pub *p);
+
+/**
+ * Brokers whose connection was up in librdkafka's last statistics, or -1 when there are none yet
+ * or they are older than max_age_ms (statistics come every second, from the loop's poll).
+ */
+int pub_brokers_up(const struct pub *p, long long max_age_ms);
 
 /** Producers replaced after a fatal error since start. */
 unsigned long pub_recreated(const struct pub *p);

@@ -56,6 +56,8 @@ struct reload {
     char *watch_root; /* the flows_dir the inotify descriptor watches */
     bool stopped;
     struct reload_stats stats;
+    void (*on_done)(void *arg, bool ok);
+    void *on_done_arg;
 };
 
 /* ==== Comparing flow sets ==== */
@@ -397,6 +399,9 @@ out:
     if (rc < 0) {
         log_failure(rl, &dl, why);
     }
+    if (rl->on_done) {
+        rl->on_done(rl->on_done_arg, rc == 0);
+    }
     flow_set_free(fs);
     cfg_free(cfg);
     diag_list_deinit(&notes);
@@ -455,6 +460,12 @@ struct flow_set *reload_flows(const struct reload *rl)
 const struct route_table *reload_routes(const struct reload *rl)
 {
     return rl->rt;
+}
+
+void reload_on_done(struct reload *rl, void (*fn)(void *arg, bool ok), void *arg)
+{
+    rl->on_done = fn;
+    rl->on_done_arg = arg;
 }
 
 const struct reload_stats *reload_stats(const struct reload *rl)

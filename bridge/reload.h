@@ -14,6 +14,7 @@
 #ifndef BRIDGE_RELOAD_H
 #define BRIDGE_RELOAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -93,6 +94,12 @@ int reload_run(struct reload *rl, const char *why);
  * ignored (the handler stays installed, so SIGHUP never kills a draining bridge).
  */
 void reload_stop(struct reload *rl);
+
+/**
+ * fn(arg, ok) runs after every reload attempt, once the counters are updated and, when ok, the
+ * new set is in place (main.c feeds the metrics and the lag thread's topics from it).
+ */
+void reload_on_done(struct reload *rl, void (*fn)(void *arg, bool ok), void *arg);
 
 /** The counters; borrowed, updated in place by each reload. The metrics module reads them. */
 const struct reload_stats *reload_stats(const struct reload *rl);

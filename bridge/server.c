@@ -24,6 +24,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 
 struct srv {
     struct event_base *base;
@@ -44,8 +45,13 @@ struct srv {
     struct hook_header *hdrs; /* reused per request */
     size_t hdrs_cap;
     struct sbuf out;          /* reused answer body */
+    struct sbuf logpath;      /* reused masked path for log lines */
+    struct metrics *metrics;  /* borrowed; NULL: nothing is counted */
     char addr[80];
 };
+
+/* The webhook server, for the answers libevent gives by itself (see evhttp_send_error). */
+static struct srv *the_srv;
 
 static const char *method_name(enum evhttp_cmd_type cmd)
 {
@@ -200,6 +206,11 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
         evhttp_connection_free(evhttp_request_get_connection(req));
         return;
     }
+    /* The admin listener's evhttp answers through here too; only webhook answers are counted. */
+    if (the_srv && the_srv->metrics &&
+        evhttp_connection_get_server(evhttp_request_get_connection(req)) == the_srv->http) {
+        metrics_http_error(the_srv->metrics, error);
+    }
     snprintf(msg, sizeof(msg), "%s", detail);
     sbuf_init(&b);
     sbuf_append_cstr(&b, "{\"message\":");
@@ -301,6 +312,14 @@ static void watch_client(struct srv *s, struct evhttp_request *req, struct hook_
     }
 }
 
+/* Counts an answer given without going to Kafka (metrics_acked counts the others). */
+static void count(struct srv *s, struct metrics_flow *mf, enum hook_verdict v)
+{
+    if (s->metrics) {
+        metrics_answer(s->metrics, mf, v);
+    }
+}
+
 static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
 {
     size_t len = hr->msg.size;
@@ -308,13 +327,17 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
     int rc = pub_send(s->pub, hr->trigger->flow->topic, hr->id, HOOK_ID_LEN, payload, len, hr);
     if (rc < 0) {
         free(payload);
-        send_answer(s, req, rc == -ENOBUFS ? HOOK_QUEUE_FULL
-                            : rc == -EAGAIN ? HOOK_DELIVERY_FAILED
-                            : rc == -EMSGSIZE ? HOOK_TOO_LARGE
-                                              : HOOK_INTERNAL,
-                    hr, NULL);
+        enum hook_verdict v = rc == -ENOBUFS  ? HOOK_QUEUE_FULL
+                              : rc == -EAGAIN ? HOOK_DELIVERY_FAILED
+                              : rc == -EMSGSIZE ? HOOK_TOO_LARGE
+                                                : HOOK_INTERNAL;
+        count(s, hr->metrics, v);
+        send_answer(s, req, v, hr, NULL);
         hook_req_free(hr);
         return;
+    }
+    if (hr->metrics) {
+        metrics_accepted(hr->metrics);
     }
     hr->conn = req;
     hr->owner = s;
@@ -348,41 +371,99 @@ static enum hook_verdict check_limits(const struct srv *s, struct evhttp_request
     return HOOK_ACCEPTED;
 }
 
+/*
+ * The path as logged for a refused request. It may hold a key anywhere: a wrong key, a right
+ * key with a trailing slash or a misspelt prefix. Only the namespace and flow segments after
+ * ".../executions/webhook/" are kept; everything after them, and any path of another shape,
+ * becomes "********".
+ */
+static const char *log_path(struct srv *s, struct strv path)
+{
+    static const char prefix[] = "/executions/webhook/";
+    sbuf_reset(&s->logpath);
+    const char *p = path.ptr ? memmem(path.ptr, path.len, prefix, sizeof(prefix) - 1) : NULL;
+    if (p) {
+        const char *end = path.ptr + path.len;
+        const char *q = p + sizeof(prefix) - 1;
+        for (int seg = 0; seg < 2 && q < end; seg++) {
+            const char *slash = memchr(q, '/', (size_t)(end - q));
+            q = slash ? slash + 1 : end;
+        }
+        sbuf_append(&s->logpath, path.ptr, (size_t)(q - path.ptr));
+        if (q > path.ptr && q[-1] != '/') {
+            sbuf_append(&s->logpath, "/", 1);
+        }
+    }
+    sbuf_append_cstr(&s->logpath, "********");
+    return s->logpath.data;
+}
+
+/* A request answered without going to Kafka; the key never reaches the log (log_path). */
+static void log_rejected(struct srv *s, const struct hook_input *in, const struct hook_req *hr,
+                         enum hook_verdict v)
+{
+    int status = hook_answer(v)->status;
+    enum log_level lvl = status >= 500 ? LOG_WARN : LOG_DEBUG;
+    if (!log_enabled(lvl)) {
+        return;
+    }
+    char st[8], lat[32];
+    snprintf(st, sizeof(st), "%d", status);
+    snprintf(lat, sizeof(lat), "%.3f", (double)(util_now_us() - hr->start_us) / 1000.0);
+    const struct flow *fl = hr->trigger ? hr->trigger->flow : NULL;
+    log_kv(lvl, "request", "namespace", fl ? fl->ns : "", "flow", fl ? fl->id : "", "method",
+           in->method.ptr, "path", log_path(s, in->path), "status", st, "latency_ms", lat, NULL);
+}
+
+/* Answers before any parsing (shutdown, limits, budget): counted without a flow. */
+static void refuse_early(struct srv *s, struct evhttp_request *req, enum hook_verdict v,
+                         size_t body_len)
+{
+    if (s->metrics) {
+        struct metrics_flow *none = metrics_flow(s->metrics, NULL, NULL);
+        metrics_body(none, body_len);
+        metrics_answer(s->metrics, none, v);
+    }
+    send_answer(s, req, v, NULL, NULL);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct srv *s = arg;
     struct hook_input in;
     char *peer = NULL;
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
 
     if (s->draining) {
-        send_answer(s, req, HOOK_SHUTTING_DOWN, NULL, NULL);
+        refuse_early(s, req, HOOK_SHUTTING_DOWN, body_len);
         return;
     }
     enum hook_verdict lv = check_limits(s, req);
     if (lv != HOOK_ACCEPTED) {
-        send_answer(s, req, lv, NULL, NULL);
+        refuse_early(s, req, lv, body_len);
         return;
     }
     /*
      * The in-flight budget is checked before anything is parsed: with a slow or absent broker
      * the cheapest answer is the right one, and memory stays bounded.
      */
-    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     if (s->in_flight >= (size_t)s->cfg->limits.max_in_flight ||
         s->in_flight_bytes + body_len > (size_t)s->cfg->limits.max_in_flight_bytes) {
-        send_answer(s, req, HOOK_OVERLOADED, NULL, NULL);
+        refuse_early(s, req, HOOK_OVERLOADED, body_len);
         return;
     }
     struct hook_req *hr = hook_req_new();
     hr->start_us = util_now_us();
     fill_input(s, req, &in, &peer);
     enum hook_verdict v = hook_process(s->hook, &in, hr);
+    if (s->metrics) {
+        const struct flow *fl = hr->trigger ? hr->trigger->flow : NULL;
+        hr->metrics = metrics_flow(s->metrics, fl ? fl->ns : NULL, fl ? fl->id : NULL);
+        metrics_body(hr->metrics, body_len);
+    }
     if (v != HOOK_ACCEPTED) {
-        if (log_enabled(LOG_DEBUG)) {
-            char status[8];
-            snprintf(status, sizeof(status), "%d", hook_answer(v)->status);
-            log_kv(LOG_DEBUG, "request", "status", status, "method", in.method.ptr, NULL);
-        }
+        log_rejected(s, &in, hr, v);
+        count(s, hr->metrics, v);
         send_answer(s, req, v, hr, NULL);
         hook_req_free(hr);
         return;
@@ -418,6 +499,9 @@ void srv_on_delivery(void *opaque, enum pub_result result, const char *reason)
     enum hook_verdict v = verdicts[result];
     unwatch(hr);
     log_outcome(hr, hook_answer(v)->status, reason);
+    if (s->metrics && hr->metrics) {
+        metrics_acked(s->metrics, hr->metrics, v, util_now_us() - hr->start_us);
+    }
     if (hr->conn) {
         struct evhttp_request *req = hr->conn;
         conns_set_close_hook(s->conns, evhttp_request_get_connection(req), NULL, NULL);
@@ -464,42 +548,64 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *ss
     return 0;
 }
 
-static int bind_listener(struct srv *s, char *err, size_t errsz)
+struct evconnlistener *srv_listen(struct event_base *base, const char *listen, bool reuseport,
+                                  char *addr, size_t addrsz, char *err, size_t errsz)
 {
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
-    if (parse_listen(s->cfg->listen, &ss, &sslen) < 0) {
-        snprintf(err, errsz, "listen: cannot parse address '%s' (want HOST:PORT)", s->cfg->listen);
-        return -EINVAL;
+    if (parse_listen(listen, &ss, &sslen) < 0) {
+        snprintf(err, errsz, "cannot parse address '%s' (want HOST:PORT)", listen);
+        return NULL;
     }
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                     LEV_OPT_REUSEABLE_PORT;
-    s->listener = evconnlistener_new_bind(s->base, NULL, NULL, flags, 1024,
-                                          (struct sockaddr *)&ss, sslen);
+                     (reuseport ? LEV_OPT_REUSEABLE_PORT : 0);
+    struct evconnlistener *lev =
+        evconnlistener_new_bind(base, NULL, NULL, flags, 1024, (struct sockaddr *)&ss, sslen);
+    if (!lev) {
+        snprintf(err, errsz, "listen on %s: %s", listen, strerror(errno));
+        return NULL;
+    }
+    struct sockaddr_storage got;
+    socklen_t gotlen = sizeof(got);
+    char host[64];
+    getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&got, &gotlen);
+    int port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                               : ((struct sockaddr_in *)&got)->sin_port);
+    const void *ip = got.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&got)->sin6_addr
+                                               : (void *)&((struct sockaddr_in *)&got)->sin_addr;
+    evutil_inet_ntop(got.ss_family, ip, host, sizeof(host));
+    snprintf(addr, addrsz, got.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+    return lev;
+}
+
+/* SO_REUSEPORT: several bridges on one host share the port, the kernel spreads connections. */
+static int bind_listener(struct srv *s, char *err, size_t errsz)
+{
+    char why[400];
+    s->listener = srv_listen(s->base, s->cfg->listen, true, s->addr, sizeof(s->addr), why,
+                             sizeof(why));
     if (!s->listener) {
-        snprintf(err, errsz, "listen on %s: %s", s->cfg->listen, strerror(errno));
-        return -errno;
+        snprintf(err, errsz, "listen: %s", why);
+        return -EINVAL;
     }
     s->bound = evhttp_bind_listener(s->http, s->listener);
     if (!s->bound) {
         snprintf(err, errsz, "listen on %s: evhttp refused the listener", s->cfg->listen);
         return -EIO;
     }
-    struct sockaddr_storage got;
-    socklen_t gotlen = sizeof(got);
-    char host[64];
-    getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&got, &gotlen);
-    int port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
-                                               : ((struct sockaddr_in *)&got)->sin_port);
-    const void *ip = got.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&got)->sin6_addr
-                                               : (void *)&((struct sockaddr_in *)&got)->sin_addr;
-    evutil_inet_ntop(got.ss_family, ip, host, sizeof(host));
-    snprintf(s->addr, sizeof(s->addr), got.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
-             port);
     return 0;
 }
 
 /* evhttp copies these into each connection it accepts: a change reaches new connections. */
+/* Answers conn.c writes itself (framing refusals, 408, the connection cap) are counted too. */
+static void count_conn_answer(void *arg, int status)
+{
+    struct srv *s = arg;
+    if (s->metrics) {
+        metrics_http_error(s->metrics, status);
+    }
+}
+
 static void apply_limits(struct srv *s)
 {
     const struct cfg *cfg = s->cfg;
@@ -534,6 +640,7 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
     s->cfg = cfg;
     s->hook = hook;
     sbuf_init(&s->out);
+    sbuf_init(&s->logpath);
     s->http = evhttp_new(base);
     if (!s->http) {
         snprintf(err, errsz, "evhttp_new failed");
@@ -545,6 +652,7 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     s->conns = conns_new(base);
+    conns_on_answer(s->conns, count_conn_answer, s);
     apply_limits(s);
     evhttp_set_gencb(s->http, on_request, s);
     evhttp_set_bevcb(s->http, conns_bev_new, s->conns);
@@ -566,6 +674,17 @@ void srv_set_cfg(struct srv *s, const struct cfg *cfg)
 void srv_set_pub(struct srv *s, struct pub *pub)
 {
     s->pub = pub;
+}
+
+void srv_set_metrics(struct srv *s, struct metrics *m)
+{
+    s->metrics = m;
+    the_srv = s;
+}
+
+size_t srv_in_flight_bytes(const struct srv *s)
+{
+    return s->in_flight_bytes;
 }
 
 const char *srv_address(const struct srv *s)
@@ -605,7 +724,11 @@ void srv_free(struct srv *s)
     if (s->ev_grace) {
         event_free(s->ev_grace);
     }
+    if (the_srv == s) {
+        the_srv = NULL;
+    }
     xfree(s->hdrs);
     sbuf_deinit(&s->out);
+    sbuf_deinit(&s->logpath);
     xfree(s);
 }

@@ -5,6 +5,7 @@
 #ifndef BRIDGE_SERVER_H
 #define BRIDGE_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -12,6 +13,8 @@
 #include "webhook.h"
 
 struct event_base;
+struct evconnlistener;
+struct metrics;
 struct srv;
 
 /**
@@ -32,6 +35,21 @@ void srv_set_cfg(struct srv *s, const struct cfg *cfg);
 /** The producer the server sends through; set once, before the loop runs. Borrowed. */
 void srv_set_pub(struct srv *s, struct pub *pub);
 
+/**
+ * Counts every answer into m (borrowed, must outlive the server), libevent's own error answers
+ * included. Without it nothing is counted.
+ */
+void srv_set_metrics(struct srv *s, struct metrics *m);
+
+/**
+ * Binds a listening socket on "HOST:PORT" or "[V6]:PORT" (port 0: the kernel picks one), with
+ * SO_REUSEPORT when reuseport is set. Writes the bound "HOST:PORT" to addr. The caller owns the
+ * listener (evconnlistener_free, or hand it to evhttp_bind_listener). NULL with err set on
+ * failure. Also used by admin.c.
+ */
+struct evconnlistener *srv_listen(struct event_base *base, const char *listen, bool reuseport,
+                                  char *addr, size_t addrsz, char *err, size_t errsz);
+
 /** "HOST:PORT" actually bound (the real port when the config asked for port 0). */
 const char *srv_address(const struct srv *s);
 
@@ -46,6 +64,9 @@ void srv_drain(struct srv *s, void (*on_drained)(void *arg), void *arg);
 
 /** Requests accepted and waiting for their delivery report. */
 size_t srv_in_flight(const struct srv *s);
+
+/** Bytes of the messages of those requests. */
+size_t srv_in_flight_bytes(const struct srv *s);
 
 void srv_free(struct srv *s);
 

@@ -597,6 +597,8 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     if (!trig) {
         return hr->verdict = HOOK_NOT_FOUND;
     }
+    /* From here the key matched: answers are counted and logged under the flow. */
+    hr->trigger = trig;
     if (trig->flow->disabled) {
         return hr->verdict = HOOK_FLOW_DISABLED;
     }
@@ -612,7 +614,6 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
      * From here on the request may outlive the current flow set (it waits for Kafka while a
      * reload swaps in the next one): the reference keeps its trigger, flow and topic alive.
      */
-    hr->trigger = trig;
     if (ctx->fs && !hr->flows) {
         hr->flows = flow_set_ref(ctx->fs);
     }

@@ -104,6 +104,7 @@ struct hook_req {
     bool client_gone; /* the client closed its side before the answer */
     size_t size;      /* bytes of the message handed to Kafka */
     long long start_us;
+    void *metrics;    /* the server's per-flow counters (struct metrics_flow), borrowed */
 };
 
 struct hook_req *hook_req_new(void);

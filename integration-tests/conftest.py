@@ -6,6 +6,8 @@ What they start, and how they talk to it:
   * ``kafka_private``: a mock-kafka of the test's own, for tests that break brokers.
   * ``bridge_factory`` / ``bridge``: webhook-bridge started from a config and flow YAML written into
     the test's tmp dir, on 127.0.0.1 port 0; the bound port is read back from the "listening" log line.
+    The admin listener (/metrics, /health, /ready, /lag) is on 127.0.0.1 port 0 too, read back from
+    the "admin listening" line into ``Bridge.admin_addr`` (None when the config turns it off).
     Stopped with SIGTERM at the end of the test, which must exit 0. Logs stay in the tmp dir and are
     attached to the report of a failing test.
 
@@ -366,6 +368,41 @@ def http_request(addr, method, path, body=None, headers=None, host=True, timeout
         conn.close()
 
 
+# ==== Prometheus text ====
+
+_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format → {(name, frozenset((label, value), ...)): float}. Every line that is
+    not a comment must be a well-formed sample, and no sample may appear twice."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        assert m, f"malformed sample line: {line!r}"
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        pairs = _LABEL_RE.findall(labels)
+        assert ",".join(f'{k}="{v}"' for k, v in pairs) == labels, f"bad labels: {line!r}"
+        key = (name, frozenset((k, v.replace('\\"', '"').replace("\\n", "\n")
+                                .replace("\\\\", "\\")) for k, v in pairs))
+        assert key not in out, f"duplicate sample: {line!r}"
+        out[key] = float(value)
+    return out
+
+
+def sample(metrics, name, **labels):
+    """The value of one sample (None when absent)."""
+    return metrics.get((name, frozenset(labels.items())))
+
+
+def samples(metrics, name):
+    """Every sample of one name: [(labels dict, value)]."""
+    return [(dict(k[1]), v) for k, v in metrics.items() if k[0] == name]
+
+
 # ==== webhook-bridge ====
 
 
@@ -381,15 +418,22 @@ class Bridge:
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env, cwd=workdir / "cwd")
         self.addr = None
+        self.admin_addr = None
         self.stopped = False
 
     def wait_listening(self, timeout=START_TIMEOUT):
-        """Reads the log until a JSON line with msg == "listening" names the bound address."""
+        """Reads the log until a JSON line with msg == "listening" names the bound address.
+
+        The admin listener's "admin listening" line comes before it, when there is one."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for rec in self.log_records():
+            recs = self.log_records()
+            for rec in recs:
                 if rec.get("msg") == "listening" and rec.get("addr"):
                     self.addr = rec["addr"]
+                    for a in recs:
+                        if a.get("msg") == "admin listening" and a.get("addr"):
+                            self.admin_addr = a["addr"]
                     return self.addr
             if self.proc.poll() is not None:
                 raise AssertionError(f"webhook-bridge exited with {self.proc.returncode} before "
@@ -424,6 +468,17 @@ class Bridge:
 
     def get(self, path, headers=None, **kw):
         return self.request("GET", path, headers=headers, **kw)
+
+    def admin(self, method, path, **kw):
+        """A request to the admin listener."""
+        assert self.admin_addr, "this bridge has no admin listener"
+        return http_request(self.admin_addr, method, path, **kw)
+
+    def metrics(self):
+        """GET /metrics parsed: {(name, frozenset of (label, value)): float}."""
+        r = self.admin("GET", "/metrics")
+        assert r.status == 200, r
+        return parse_metrics(r.body.decode())
 
     def stop(self):
         """SIGTERM, bounded wait; returns the exit code (SIGKILL and None on a hang)."""
@@ -467,7 +522,8 @@ class BridgeFactory:
             (d / "flows" / f"flow{i}.yaml").write_text(text)
         for fname, text in (flow_files or {}).items():
             (d / "flows" / fname).write_text(text)
-        cfg = {"listen": "127.0.0.1:0", "flows_dir": "flows", "log_level": "info",
+        cfg = {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "flows_dir": "flows",
+               "log_level": "info",
                "kafka": {"bootstrap_servers": self.kafka.bootstrap if self.kafka else "",
                          "delivery_timeout_ms": 10000}}
         for k, v in (config or {}).items():

@@ -224,7 +224,8 @@ def test_config_reload_live_and_restart_keys(kafka, bridge_factory):
     # A live key (a topic override) applies; a restart-only key (delivery timeout) is kept with
     # a warning at its position, and the rest of the reload still applies.
     topic = f"reloaded.{uid()}"
-    cfg = {"listen": "127.0.0.1:0", "flows_dir": "flows", "log_level": "info",
+    cfg = {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "flows_dir": "flows",
+           "log_level": "info",
            "kafka": {"bootstrap_servers": kafka.bootstrap, "delivery_timeout_ms": 9000,
                      "topics": {f"{a.ns}/{a.flow}": topic}}}
     cfg_path.write_text(to_yaml(cfg) + "\n")

@@ -197,6 +197,67 @@ def test_sigterm_answers_every_accepted_request(kafka_private, bridge_private_fa
     b.stopped = True
 
 
+def test_sigint_drains_like_sigterm(kafka_private, bridge_private_factory):
+    """SIGINT (Ctrl-C) is a graceful stop too: a request waiting for a slow ack still gets its
+    200, its message is in Kafka, and the exit code is 0."""
+    import concurrent.futures
+    import signal
+    n = Names()
+    b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 1000")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            fut = pool.submit(b.post, n.path(), body="in flight")
+            time.sleep(0.5)
+            b.proc.send_signal(signal.SIGINT)
+            answer = fut.result()
+        code = b.proc.wait(15)
+    finally:
+        for broker in range(1, kafka_private.brokers + 1):
+            kafka_private.cmd(f"rtt {broker} 0")
+    exec_id = assert_accepted(answer, n.ns, n.flow)
+    assert code == 0
+    assert exec_id in {decode_value(r.value)["id"] for r in consume(kafka_private, n.topic, 2)}
+    b.stopped = True
+
+
+def test_second_signal_exits_at_once(kafka_private, bridge_private_factory):
+    """An operator who signals twice wants out now: the second SIGTERM ends the process at once,
+    though a request still waits for a broker that answers 5 s late (non-zero exit: it did not
+    drain)."""
+    import concurrent.futures
+    import signal
+    n = Names()
+    b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
+    assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 5000")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            fut = pool.submit(b.post, n.path(), body="abandoned", timeout=20)
+            time.sleep(0.5)
+            b.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            assert b.proc.poll() is None, "the first signal must drain, not exit"
+            t0 = time.monotonic()
+            b.proc.send_signal(signal.SIGTERM)
+            code = b.proc.wait(5)
+            elapsed = time.monotonic() - t0
+            try:
+                fut.result()
+            except Exception:
+                pass  # the connection died with the process: the sender retries
+    finally:
+        for broker in range(1, kafka_private.brokers + 1):
+            kafka_private.cmd(f"rtt {broker} 0")
+    assert code != 0
+    assert elapsed < 2, f"the second signal took {elapsed:.1f}s"
+    b.stopped = True
+    b.expected_rc = code
+
+
 def test_fatal_producer_error_replaces_the_producer(kafka_private, bridge_private_factory):
     """An out-of-order sequence error is fatal for librdkafka's idempotent producer: from then on
     it refuses every message. The bridge answers the message that hit it with a retriable 503,

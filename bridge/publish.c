@@ -132,6 +132,25 @@ static enum pub_result classify(rd_kafka_resp_err_t e)
     }
 }
 
+/*
+ * A success report is a 200 only when the broker answered this message's own batch with an
+ * offset. librdkafka's idempotent producer also reports success, status PERSISTED, without one:
+ * - "implicitly acked by subsequent batch success": a batch failed (even NOT_ENOUGH_REPLICAS,
+ *   which librdkafka itself marks not persisted) and a later batch of the same partition was
+ *   accepted, from which it infers the broker holds the first (it would refuse sequence n+1
+ *   before n). Apache Kafka accepts any sequence from a producer id it holds no state for on that
+ *   partition (its first batch there, or after producer.id.expiration.ms), and librdkafka's mock
+ *   checks no sequence at all without a transactional.id: the message may be in no log.
+ * - DUPLICATE_SEQUENCE_NUMBER on a retry: the broker says it has the batch, without an offset.
+ * Such a message is answered 503 so the sender retries: at worst the flow sees it twice
+ * (at-least-once), never zero times. rd_kafka_message_status() says PERSISTED for both, as for a
+ * real acknowledgement; only the missing offset tells them apart.
+ */
+static bool confirmed(const rd_kafka_message_t *rkm)
+{
+    return rd_kafka_message_status(rkm) == RD_KAFKA_MSG_STATUS_PERSISTED && rkm->offset >= 0;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     struct pub *p = opaque;
@@ -139,6 +158,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     p->in_flight--;
     if (rkm->err && p->metrics) {
         metrics_delivery_error(p->metrics, rd_kafka_err2name(rkm->err));
+    }
+    if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR && !confirmed(rkm)) {
+        char part[16];
+        snprintf(part, sizeof(part), "%d", (int)rkm->partition);
+        log_kv(LOG_WARN, "kafka reported delivery without an offset: answered 503", "topic",
+               rd_kafka_topic_name(rkm->rkt), "partition", part, NULL);
+        if (p->metrics) {
+            metrics_delivery_error(p->metrics, "UNCONFIRMED_NO_OFFSET");
+        }
+        p->cb(rkm->_private, PUB_FAILED, "delivery not confirmed by the broker (no offset)");
+        return;
     }
     p->cb(rkm->_private, classify(rkm->err), rd_kafka_err2str(rkm->err));
 }

@@ -16,7 +16,8 @@ struct metrics;
 /** Delivery outcome of one message. */
 enum pub_result {
     PUB_DELIVERED = 0,
-    PUB_FAILED,       /* retriable: timed out, broker down, not enough replicas */
+    PUB_FAILED,       /* retriable: timed out, broker down, not enough replicas, or reported
+                         delivered without an offset (not confirmed by the broker) */
     PUB_TOO_LARGE,    /* the broker or the producer refused the size */
     PUB_TOPIC_FAILED, /* permanent: unknown topic, authorization */
 };

@@ -7,7 +7,7 @@ import re
 import time
 
 from conftest import (Names, assert_accepted, assert_json_error, consume, decode_value,
-                      webhook_flow)
+                      sample, webhook_flow)
 
 DELIVERY_TIMEOUT_MS = 2000
 MARGIN_S = 3.0  # librdkafka scans for timed-out messages about once a second, plus slack
@@ -350,3 +350,47 @@ def test_partition_leaders_move_under_load(kafka_private, bridge_private_factory
     assert len(ids) == len(set(ids)), "a message stored twice"
     assert set(ok) <= set(ids), f"{len(set(ok) - set(ids))} answered 200 but not in Kafka"
     print(f"\nleader moves: {len(ok)} x 200, {len(answers) - len(ok)} x 503, {len(ids)} in Kafka")
+
+
+def test_implicit_ack_is_not_a_200(kafka_private, bridge_private_factory):
+    """Two batches of one partition in flight; the broker refuses the first (NOT_ENOUGH_REPLICAS,
+    nothing written) and accepts the second. librdkafka 2.0.2's idempotent producer then reports
+    the first batch's message delivered ("implicitly acked by subsequent batch success": status
+    PERSISTED, no offset) on the inference that a broker only accepts sequence n+1 after n. That
+    inference fails on this mock (it checks no sequence for a producer without transactional.id)
+    and on Apache Kafka when it holds no state for the producer id on that partition (its first
+    batch there, or after producer.id.expiration.ms): it accepts any sequence then. The message is
+    not in Kafka, so its request must get a retriable 503, never a 200.
+
+    One partition (create-topic) so both batches share it; every broker answers 3 s late so the
+    second request's batch is on the wire (1 s after the first) before the first one's error
+    comes back."""
+    import concurrent.futures
+    n = Names()
+    kafka_private.cmd(f"create-topic {n.topic} 1 {kafka_private.brokers}")
+    b = start(bridge_private_factory, n, delivery_timeout_ms=15000)
+    warm = assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
+    for broker in range(1, kafka_private.brokers + 1):
+        kafka_private.cmd(f"rtt {broker} 3000")
+    kafka_private.cmd("push-errors 0 1 NOT_ENOUGH_REPLICAS")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(b.post, n.path(), body="first")
+            time.sleep(1.0)
+            second = pool.submit(b.post, n.path(), body="second")
+            answers = {"first": first.result(), "second": second.result()}
+    finally:
+        for broker in range(1, kafka_private.brokers + 1):
+            kafka_private.cmd(f"rtt {broker} 0")
+    recs = consume(kafka_private, n.topic, 2, quiet=2.0)
+    stored = {decode_value(r.value)["id"]: decode_value(r.value)["trigger"]["variables"]["body"]
+              for r in recs}
+    for body, resp in answers.items():
+        if resp.status == 200:
+            exec_id = assert_accepted(resp, n.ns, n.flow)
+            assert stored.get(exec_id) == body, f"{body!r} answered 200 but is not in Kafka: {stored}"
+    assert stored == {warm: "warm-up", assert_accepted(answers["second"], n.ns, n.flow): "second"}
+    assert_json_error(answers["first"], 503)
+    assert answers["first"].header("Retry-After"), answers["first"]
+    assert sample(b.metrics(), "webhook_bridge_delivery_errors_total",
+                  error="UNCONFIRMED_NO_OFFSET") == 1

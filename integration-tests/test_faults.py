@@ -296,6 +296,10 @@ def test_topic_authorization_failure_is_a_clear_5xx(kafka_private, bridge_privat
     assert "authorization" in body["message"].lower(), body
     assert resp.header("Retry-After") is None
     assert len(consume(kafka_private, n.topic, 1)) == 1  # only the first one
+    m = b.metrics()
+    assert sample(m, "webhook_bridge_delivery_errors_total",
+                  error="TOPIC_AUTHORIZATION_FAILED") == 1
+    assert sample(m, "webhook_bridge_requests_total", namespace=n.ns, flow=n.flow, code="500") == 1
 
 
 def test_broker_refuses_a_message_as_too_large(kafka_private, bridge_private_factory):

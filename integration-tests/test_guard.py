@@ -7,7 +7,7 @@ import json
 import socket
 import time
 
-from conftest import Names, assert_accepted, consume, decode_value, webhook_flow
+from conftest import Names, assert_accepted, consume, decode_value, sample, webhook_flow
 
 LIMITS = {"header_timeout_ms": 400, "body_timeout_ms": 400, "idle_timeout_ms": 600,
           "max_connections": 4}
@@ -58,6 +58,10 @@ def test_slow_head_gets_408_and_others_are_served(kafka, bridge_factory):
     assert elapsed < 5.0, f"408 only after {elapsed:.1f}s (header_timeout_ms is 400)"
     s.close()
     assert len(consume(kafka, n.topic, 1)) == 1
+    # Answers the connection layer writes itself are counted like any other (no flow: unrouted).
+    m = b.metrics()
+    assert sample(m, "webhook_bridge_requests_total", namespace="", flow="", code="408") == 1
+    assert sample(m, "webhook_bridge_requests_total", namespace=n.ns, flow=n.flow, code="200") == 1
 
 
 def test_slow_body_gets_408_and_nothing_is_published(kafka, bridge_factory):

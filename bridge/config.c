@@ -384,50 +384,71 @@ static bool flow_ref_valid(const char *ref)
     return slash && slash != ref && slash[1] && !strchr(slash + 1, '/');
 }
 
-static void set_topics(struct loader *ld, const struct key *k, const struct yml_node *n)
+/* One "namespace/flowId": value entry of a per-flow map (kafka.topics, lag.flow_groups). */
+typedef void (*flow_entry_fn)(struct loader *ld, const char *ref, const struct yml_node *kn,
+                              const struct yml_node *vn);
+
+/*
+ * Walks map n of key k: each entry named "namespace/flowId" goes to fn; a map of another kind or
+ * a malformed name is reported at its position.
+ */
+static void each_flow_entry(struct loader *ld, const struct key *k, const struct yml_node *n,
+                            flow_entry_fn fn)
 {
-    struct cfg *cfg = ld->cfg;
     if (n->kind != YML_MAP) {
         diag_add(ld->dl, ld->file, n->line, n->col, "'%s' must be a map, not %s", k->name,
                  yml_kind_name(n));
         return;
     }
+    char what[80];
+    snprintf(what, sizeof(what), "a %s entry", k->name);
     for (size_t i = 0; i < n->npairs; i++) {
         const struct yml_node *kn = n->pairs[i].key;
-        const struct yml_node *vn = n->pairs[i].value;
-        const char *ref = scalar_text(ld, kn, "a kafka.topics entry");
+        const char *ref = scalar_text(ld, kn, what);
         if (!ref) {
             continue;
         }
         if (!flow_ref_valid(ref)) {
             diag_add(ld->dl, ld->file, kn->line, kn->col,
-                     "kafka.topics entries must be named \"namespace/flowId\"");
+                     "%s entries must be named \"namespace/flowId\"", k->name);
             continue;
         }
-        const char *topic = scalar_text(ld, vn, "a kafka.topics topic");
-        if (!topic) {
-            continue;
-        }
-        if (!cfg_topic_name_valid(topic)) {
-            diag_add(ld->dl, ld->file, vn->line, vn->col,
-                     "'%.249s' is not a valid Kafka topic name (1 to 249 characters of "
-                     "[A-Za-z0-9._-], not '.' or '..')",
-                     topic);
-            continue;
-        }
-        cfg->kafka.topics =
-            xrealloc(cfg->kafka.topics, (cfg->kafka.ntopics + 1) * sizeof(struct cfg_topic));
-        struct cfg_topic *t = &cfg->kafka.topics[cfg->kafka.ntopics++];
-        t->flow_ref = xstrdup(ref);
-        t->topic = xstrdup(topic);
-        t->line = kn->line;
-        t->col = kn->col;
+        fn(ld, ref, kn, n->pairs[i].value);
     }
 }
 
+static void add_topic(struct loader *ld, const char *ref, const struct yml_node *kn,
+                      const struct yml_node *vn)
+{
+    struct cfg *cfg = ld->cfg;
+    const char *topic = scalar_text(ld, vn, "a kafka.topics topic");
+    if (!topic) {
+        return;
+    }
+    if (!cfg_topic_name_valid(topic)) {
+        diag_add(ld->dl, ld->file, vn->line, vn->col,
+                 "'%.249s' is not a valid Kafka topic name (1 to 249 characters of "
+                 "[A-Za-z0-9._-], not '.' or '..')",
+                 topic);
+        return;
+    }
+    cfg->kafka.topics =
+        xrealloc(cfg->kafka.topics, (cfg->kafka.ntopics + 1) * sizeof(struct cfg_topic));
+    struct cfg_topic *t = &cfg->kafka.topics[cfg->kafka.ntopics++];
+    t->flow_ref = xstrdup(ref);
+    t->topic = xstrdup(topic);
+    t->line = kn->line;
+    t->col = kn->col;
+}
+
+static void set_topics(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    each_flow_entry(ld, k, n, add_topic);
+}
+
 /* A list of non-empty strings (consumer group names) into *out; false after an error. */
-static bool load_groups(struct loader *ld, const char *what, const struct yml_node *n,
-                        char ***out, size_t *nout)
+static bool load_groups(struct loader *ld, const char *what, const struct yml_node *n, char ***out,
+                        size_t *nout)
 {
     if (n->kind != YML_SEQ) {
         diag_add(ld->dl, ld->file, n->line, n->col, "%s must be a list, not %s", what,
@@ -457,33 +478,21 @@ static void set_list(struct loader *ld, const struct key *k, const struct yml_no
     load_groups(ld, what, n, &ld->cfg->lag.groups, &ld->cfg->lag.ngroups);
 }
 
-static void set_flow_groups(struct loader *ld, const struct key *k, const struct yml_node *n)
+static void add_flow_groups(struct loader *ld, const char *ref, const struct yml_node *kn,
+                            const struct yml_node *vn)
 {
     struct cfg *cfg = ld->cfg;
-    if (n->kind != YML_MAP) {
-        diag_add(ld->dl, ld->file, n->line, n->col, "'%s' must be a map, not %s", k->name,
-                 yml_kind_name(n));
-        return;
-    }
-    for (size_t i = 0; i < n->npairs; i++) {
-        const struct yml_node *kn = n->pairs[i].key;
-        const char *ref = scalar_text(ld, kn, "a lag.flow_groups entry");
-        if (!ref) {
-            continue;
-        }
-        if (!flow_ref_valid(ref)) {
-            diag_add(ld->dl, ld->file, kn->line, kn->col,
-                     "lag.flow_groups entries must be named \"namespace/flowId\"");
-            continue;
-        }
-        struct cfg_flow_groups fg = {xstrdup(ref), NULL, 0, kn->line, kn->col};
-        char what[128];
-        snprintf(what, sizeof(what), "lag.flow_groups '%.64s'", ref);
-        load_groups(ld, what, n->pairs[i].value, &fg.groups, &fg.ngroups);
-        cfg->lag.flow_groups = xrealloc(cfg->lag.flow_groups,
-                                        (cfg->lag.nflow_groups + 1) * sizeof(fg));
-        cfg->lag.flow_groups[cfg->lag.nflow_groups++] = fg;
-    }
+    struct cfg_flow_groups fg = {xstrdup(ref), NULL, 0, kn->line, kn->col};
+    char what[128];
+    snprintf(what, sizeof(what), "lag.flow_groups '%.64s'", ref);
+    load_groups(ld, what, vn, &fg.groups, &fg.ngroups);
+    cfg->lag.flow_groups = xrealloc(cfg->lag.flow_groups, (cfg->lag.nflow_groups + 1) * sizeof(fg));
+    cfg->lag.flow_groups[cfg->lag.nflow_groups++] = fg;
+}
+
+static void set_flow_groups(struct loader *ld, const struct key *k, const struct yml_node *n)
+{
+    each_flow_entry(ld, k, n, add_flow_groups);
 }
 
 static void set_key(struct loader *ld, const struct key *k, const struct yml_node *n)

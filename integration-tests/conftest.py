@@ -152,6 +152,11 @@ class MockKafka:
             raise RuntimeError(f"mock-kafka: {line!r} -> {answer!r}")
         return answer
 
+    def all_rtt(self, ms):
+        """Every broker answers ms milliseconds late (0: on time again)."""
+        for b in range(1, self.brokers + 1):
+            self.cmd(f"rtt {b} {ms}")
+
     def all_brokers(self, state):
         for b in range(1, self.brokers + 1):
             self.cmd(f"broker-{state} {b}")

@@ -77,13 +77,11 @@ def test_answer_waits_for_a_slow_ack(kafka_private, bridge_private_factory):
     n = Names()
     b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
     assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 1000")
+    kafka_private.all_rtt(1000)
     t0 = time.monotonic()
     exec_id = assert_accepted(b.post(n.path(), body="slow"), n.ns, n.flow)
     elapsed = time.monotonic() - t0
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 0")
+    kafka_private.all_rtt(0)
     assert elapsed >= 0.9, f"answered after {elapsed:.2f}s, before the broker's ack"
     recs = consume(kafka_private, n.topic, 2)
     assert exec_id in [decode_value(r.value)["id"] for r in recs]
@@ -97,8 +95,7 @@ def test_client_that_leaves_before_the_ack(kafka_private, bridge_private_factory
     n = Names()
     b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
     assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 1500")
+    kafka_private.all_rtt(1500)
     host, port = b.addr.rsplit(":", 1)
     body = b'{"left":"early"}'
     with socket.create_connection((host, int(port)), timeout=5) as s:
@@ -110,8 +107,7 @@ def test_client_that_leaves_before_the_ack(kafka_private, bridge_private_factory
     while time.monotonic() < deadline and not gone:
         gone = [r for r in b.log_records() if "client gone" in r.get("msg", "")]
         time.sleep(0.1)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 0")
+    kafka_private.all_rtt(0)
     assert gone, "no log line for the request whose client left"
     assert gone[0]["status"] == "200"
     recs = consume(kafka_private, n.topic, 2)
@@ -131,8 +127,7 @@ def test_in_flight_budget_gives_503_at_once(kafka_private, bridge_private_factor
         config={"limits": {"max_in_flight": 2}},
         kafka={"delivery_timeout_ms": 10000, "properties": PROPERTIES})
     assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 1500")
+    kafka_private.all_rtt(1500)
     try:
         def one(i):
             t0 = time.monotonic()
@@ -144,8 +139,7 @@ def test_in_flight_budget_gives_503_at_once(kafka_private, bridge_private_factor
             refused = [one(i) for i in range(2, 6)]
             accepted = [f.result() for f in waiting]
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)
     for resp, elapsed in refused:
         assert_json_error(resp, 503)
         assert resp.header("Retry-After"), resp
@@ -167,8 +161,7 @@ def test_sigterm_answers_every_accepted_request(kafka_private, bridge_private_fa
     n = Names()
     b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
     assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 1000")
+    kafka_private.all_rtt(1000)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
             futures = [pool.submit(b.post, n.path(), body=f'{{"i":{i}}}') for i in range(20)]
@@ -186,8 +179,7 @@ def test_sigterm_answers_every_accepted_request(kafka_private, bridge_private_fa
         code = b.proc.wait(15)
         elapsed = time.monotonic() - t0
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)
     assert refused, "the listener still accepted connections after SIGTERM"
     ids = [assert_accepted(r, n.ns, n.flow) for r in answers]
     assert code == 0
@@ -205,8 +197,7 @@ def test_sigint_drains_like_sigterm(kafka_private, bridge_private_factory):
     n = Names()
     b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
     assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 1000")
+    kafka_private.all_rtt(1000)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             fut = pool.submit(b.post, n.path(), body="in flight")
@@ -215,8 +206,7 @@ def test_sigint_drains_like_sigterm(kafka_private, bridge_private_factory):
             answer = fut.result()
         code = b.proc.wait(15)
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)
     exec_id = assert_accepted(answer, n.ns, n.flow)
     assert code == 0
     assert exec_id in {decode_value(r.value)["id"] for r in consume(kafka_private, n.topic, 2)}
@@ -232,8 +222,7 @@ def test_second_signal_exits_at_once(kafka_private, bridge_private_factory):
     n = Names()
     b = start(bridge_private_factory, n, delivery_timeout_ms=10000)
     assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 5000")
+    kafka_private.all_rtt(5000)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             fut = pool.submit(b.post, n.path(), body="abandoned", timeout=20)
@@ -250,8 +239,7 @@ def test_second_signal_exits_at_once(kafka_private, bridge_private_factory):
             except Exception:
                 pass  # the connection died with the process: the sender retries
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)
     assert code != 0
     assert elapsed < 2, f"the second signal took {elapsed:.1f}s"
     b.stopped = True
@@ -374,8 +362,7 @@ def test_implicit_ack_is_not_a_200(kafka_private, bridge_private_factory):
     kafka_private.cmd(f"create-topic {n.topic} 1 {kafka_private.brokers}")
     b = start(bridge_private_factory, n, delivery_timeout_ms=15000)
     warm = assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 3000")
+    kafka_private.all_rtt(3000)
     kafka_private.cmd("push-errors 0 1 NOT_ENOUGH_REPLICAS")
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -384,8 +371,7 @@ def test_implicit_ack_is_not_a_200(kafka_private, bridge_private_factory):
             second = pool.submit(b.post, n.path(), body="second")
             answers = {"first": first.result(), "second": second.result()}
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)
     recs = consume(kafka_private, n.topic, 2, quiet=2.0)
     stored = {decode_value(r.value)["id"]: decode_value(r.value)["trigger"]["variables"]["body"]
               for r in recs}

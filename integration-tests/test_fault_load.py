@@ -98,13 +98,11 @@ def _chaos(kafka, stop):
             elif kind == "all":
                 kafka.all_brokers(arg)
             elif kind == "rtt":
-                for b in range(1, kafka.brokers + 1):
-                    kafka.cmd(f"rtt {b} {arg}")
+                kafka.all_rtt(arg)
             else:
                 kafka.cmd(arg)
     kafka.all_brokers("up")
-    for b in range(1, kafka.brokers + 1):
-        kafka.cmd(f"rtt {b} 0")
+    kafka.all_rtt(0)
 
 
 def test_load_under_broker_faults(kafka_private, bridge_private_factory):
@@ -134,15 +132,13 @@ def test_sigterm_under_load(kafka_private, bridge_private_factory):
     b = bridge_private_factory.start(
         [webhook_flow(n.ns, n.flow, n.key)],
         kafka={"delivery_timeout_ms": 3000, "properties": PROPERTIES})
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 100")
+    kafka_private.all_rtt(100)
     stop_at = [REQUESTS // 2, lambda: b.proc.send_signal(signal.SIGTERM)]
     try:
         results = _send_all(b, n, stop_at=stop_at)
         code = b.proc.wait(20)
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)
     b.stopped = True
     assert code == 0
     records = consume(kafka_private, n.topic, sum(1 for r in results.values() if r[1] == 200),

@@ -136,13 +136,11 @@ def test_waiting_for_kafka_is_not_a_timeout(kafka_private, bridge_private_factor
     n = Names()
     b = bridge_private_factory.start([webhook_flow(n.ns, n.flow, n.key)], config={"limits": LIMITS})
     assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 1000")
+    kafka_private.all_rtt(1000)
     try:
         exec_id = assert_accepted(b.post(n.path(), body="slow"), n.ns, n.flow)
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)
     recs = consume(kafka_private, n.topic, 2)
     assert exec_id in [decode_value(r.value)["id"] for r in recs]
 

@@ -209,8 +209,7 @@ def test_broker_rtt_from_statistics(kafka_private, bridge_private_factory):
     n = Names()
     b = bridge_private_factory.start([webhook_flow(n.ns, n.flow, n.key)])
     assert_accepted(b.post(n.path(), body="warm-up"), n.ns, n.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 300")
+    kafka_private.all_rtt(300)
     try:
         def slow(m):
             return [v for lb, v in samples(m, "webhook_bridge_broker_rtt_seconds")
@@ -223,5 +222,4 @@ def test_broker_rtt_from_statistics(kafka_private, bridge_private_factory):
         assert slow(m), samples(m, "webhook_bridge_broker_rtt_seconds")
         assert all(v < 5 for v in slow(m))
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)

@@ -329,8 +329,7 @@ def test_request_in_flight_keeps_its_flow(kafka_private, bridge_private_factory)
                                      kafka={"delivery_timeout_ms": 25000})
     # The topic exists and its metadata is known before acks are slowed down.
     assert_accepted(b.post(g.path(), body='{"warm":true}'), g.ns, g.flow)
-    for broker in range(1, kafka_private.brokers + 1):
-        kafka_private.cmd(f"rtt {broker} 3000")
+    kafka_private.all_rtt(3000)
     answer = {}
     sent = threading.Event()
 
@@ -362,8 +361,7 @@ def test_request_in_flight_keeps_its_flow(kafka_private, bridge_private_factory)
         t.join(40)
         assert not t.is_alive()
     finally:
-        for broker in range(1, kafka_private.brokers + 1):
-            kafka_private.cmd(f"rtt {broker} 0")
+        kafka_private.all_rtt(0)
     status, body = answer["resp"]
     assert status == 200, (status, body)
     got = json.loads(body)

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "execstate.h"
 #include "flow.h"
 #include "log.h"
 #include "publish.h"
@@ -23,6 +24,9 @@
 #ifndef BRIDGE_VERSION
 #define BRIDGE_VERSION "0.1.0"
 #endif
+
+/* How long the first read of the trigger-state topic may take before startup fails. */
+#define XS_LOAD_TIMEOUT_MS 30000
 
 struct opts {
     const char *config;
@@ -39,6 +43,7 @@ struct app {
     struct route_table *routes;
     struct hook_ctx *hook;
     struct pub *pub;
+    struct xs *xs;
     struct srv *srv;
     struct event *ev_term;
     struct event *ev_int;
@@ -175,6 +180,15 @@ static int start(struct app *a)
         return -1;
     }
     srv_set_pub(a->srv, a->pub);
+    /* The disabled set must be complete before the first request is served. */
+    a->xs = xs_new(a->cfg, pub_embedded_bootstrap(a->pub), a->base, err, sizeof(err));
+    if (!a->xs || xs_load(a->xs, XS_LOAD_TIMEOUT_MS, err, sizeof(err)) < 0) {
+        log_kv(LOG_ERROR, "cannot read the execution-state topics", "error", err, NULL);
+        return -1;
+    }
+    xs_set_flows(a->xs, a->flows);
+    hook_ctx_set_states(a->hook, a->xs);
+    srv_set_states(a->srv, a->xs);
     a->ev_term = evsignal_new(a->base, SIGTERM, on_signal, a);
     a->ev_int = evsignal_new(a->base, SIGINT, on_signal, a);
     evsignal_add(a->ev_term, NULL);
@@ -200,6 +214,7 @@ static void stop(struct app *a)
     }
     /* The producer goes first: its last reports still answer through the server. */
     pub_free(a->pub);
+    xs_free(a->xs);
     srv_free(a->srv);
     hook_ctx_free(a->hook);
     route_table_free(a->routes);

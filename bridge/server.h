@@ -24,6 +24,13 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
 /** The producer the server sends through; set once, before the loop runs. Borrowed. */
 void srv_set_pub(struct srv *s, struct pub *pub);
 
+struct xs;
+/**
+ * The execution-state follower (execstate.h) that `wait: true` requests wait on; set once, before
+ * the loop runs. Borrowed. Without it, wait is ignored (the answer comes at the delivery).
+ */
+void srv_set_states(struct srv *s, struct xs *xs);
+
 /** "HOST:PORT" actually bound (the real port when the config asked for port 0). */
 const char *srv_address(const struct srv *s);
 
@@ -31,8 +38,9 @@ const char *srv_address(const struct srv *s);
 void srv_on_delivery(void *opaque, enum pub_result result, const char *reason);
 
 /**
- * Stops accepting connections; requests already accepted still get their real outcome. When the
- * last one is answered, on_drained(arg) runs (at once when none is in flight).
+ * Stops accepting connections; requests already accepted still get their real outcome, except
+ * that `wait: true` requests waiting for their execution's end get 504 with the execution id at
+ * once. When the last one is answered, on_drained(arg) runs (at once when none is in flight).
  */
 void srv_drain(struct srv *s, void (*on_drained)(void *arg), void *arg);
 

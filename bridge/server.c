@@ -272,6 +272,7 @@ static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
         hr->conn = NULL;
         evhttp_connection_free(evcon);
+        log_kv(LOG_INFO, "client left while waiting; wait released", "execution", hr->id, NULL);
         forget_waiter(hr->owner, hr);
     }
 }

@@ -248,7 +248,30 @@ def test_client_leaving_frees_the_wait(kafka, bridge_factory, executor_factory, 
     s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}".encode())
     # The message reaches Kafka (the request waits), then the client leaves.
     assert len(consume(kafka, f"webhooks.{names.ns}.hang", 1)) == 1
+    wait_id = consume(kafka, f"webhooks.{names.ns}.hang", 1)[0].key.decode()
     s.close()
-    # The bridge still serves, and exits cleanly (no request left waiting) at the end.
+    # The wait is released at once, not at the wait limit (25 s).
+    deadline = time.monotonic() + 10
+    released = []
+    while not released and time.monotonic() < deadline:
+        released = [r for r in br.log_records()
+                    if r.get("msg") == "client left while waiting; wait released"]
+        time.sleep(0.1)
+    assert [r["execution"] for r in released] == [wait_id], br.read_log()
+    # The bridge still serves, and exits cleanly at the end.
     resp = br.post(names.path(flow="outs"), body="{}")
     assert resp.status == 200
+
+
+def test_shutdown_answers_waiting_requests(kafka, bridge_factory, executor_factory, names):
+    (br,), t = start_wait_setup(kafka, bridge_factory, executor_factory, names,
+                                config={"limits": {"wait_timeout_ms": 60000}})
+    result = []
+    th = threading.Thread(target=lambda: result.append(br.post(names.path(flow="hang"), body="{}")))
+    th.start()
+    # Wait until the executor reported it RUNNING: the request is then surely waiting.
+    assert len(consume(kafka, t["state_topic"], 1, timeout=20)) == 1
+    assert br.stop() == 0
+    th.join(20)
+    assert result and result[0].status == 504, result
+    assert "did not end" in result[0].json()["message"]

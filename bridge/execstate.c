@@ -488,92 +488,120 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     log_kv(lvl, "kafka (execution states)", "facility", fac, "detail", buf, NULL);
 }
 
+/* A group id assign() needs; this group never joins, rebalances or commits. */
+static void random_group(char *out, size_t n)
+{
+    unsigned char rnd[8] = {0};
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
+            rnd[0] ^= (unsigned char)getpid();
+        }
+        close(fd);
+    }
+    snprintf(out, n, "webhook-bridge-states-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+}
+
 static rd_kafka_conf_t *make_conf(const struct cfg *cfg, const char *bootstrap, bool consumer,
                                   char *err, size_t errsz)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[64];
-    unsigned char rnd[8] = {0};
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 
-    if (fd >= 0) {
-        if (read(fd, rnd, sizeof(rnd)) < 0) {
-            memset(rnd, 0, sizeof(rnd));
-        }
-        close(fd);
-    }
-    /* assign() needs a group id, but this group never joins, rebalances or commits. */
-    snprintf(group, sizeof(group), "webhook-bridge-states-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
-             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    random_group(group, sizeof(group));
+    /*
+     * Offsets are never committed: the state topic is read from its end and the trigger-state
+     * topic from its beginning at every start. Records are written like the bridge's messages:
+     * acknowledged by every in-sync replica.
+     */
+    const char *const consumer_props[][2] = {
+        {"group.id", group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"allow.auto.create.topics", "true"},
+    };
+    const char *const producer_props[][2] = {
+        {"acks", "all"},
+        {"enable.idempotence", "true"},
+        {"linger.ms", "5"},
+        {"message.timeout.ms", "30000"},
+    };
+    const char *const(*props)[2] = consumer ? consumer_props : producer_props;
+    size_t nprops = consumer ? sizeof(consumer_props) / sizeof(consumer_props[0])
+                             : sizeof(producer_props) / sizeof(producer_props[0]);
+
     rd_kafka_conf_set_log_cb(conf, on_log);
     for (size_t i = 0; i < cfg->kafka.nproperties; i++) {
         /* The producer's tuning may not apply to a consumer: such properties are skipped. */
         rd_kafka_conf_set(conf, cfg->kafka.properties[i].name, cfg->kafka.properties[i].value,
                           err, errsz);
     }
-    const char *set[][2] = {
-        {"bootstrap.servers", bootstrap},
-        {consumer ? "group.id" : "acks", consumer ? group : "all"},
-        {consumer ? "enable.auto.commit" : "enable.idempotence", "true"},
-        {consumer ? "allow.auto.create.topics" : "linger.ms", consumer ? "true" : "5"},
-        {consumer ? "enable.auto.offset.store" : "message.timeout.ms",
-         consumer ? "false" : "30000"},
-        {"topic.metadata.refresh.interval.ms", "10000"},
-    };
-    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
-        if (rd_kafka_conf_set(conf, set[i][0], set[i][1], err, errsz) != RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, errsz) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    for (size_t i = 0; i < nprops; i++) {
+        if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, errsz) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
     }
-    if (consumer) {
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, errsz);
-    } else {
+    if (!consumer) {
         rd_kafka_conf_set_dr_msg_cb(conf, on_record_delivered);
     }
     return conf;
+}
+
+/* rd_kafka_new takes conf only on success. */
+static rd_kafka_t *new_client(const struct cfg *cfg, const char *bootstrap, bool consumer,
+                              char *err, size_t errsz)
+{
+    rd_kafka_conf_t *conf = make_conf(cfg, bootstrap, consumer, err, errsz);
+    rd_kafka_t *rk = conf ? rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf,
+                                         err, errsz)
+                          : NULL;
+    if (conf && !rk) {
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
 }
 
 struct xs *xs_new(const struct cfg *cfg, const char *bootstrap, struct event_base *base,
                   char *err, size_t errsz)
 {
     struct xs *x = xcalloc(1, sizeof(*x));
-    rd_kafka_conf_t *conf = NULL;
+    int rc = -EIO;
 
     x->cfg = cfg;
     x->base = base;
     x->pipefd[0] = x->pipefd[1] = -1;
     bootstrap = bootstrap ? bootstrap : cfg->kafka.bootstrap_servers;
-    conf = make_conf(cfg, bootstrap, true, err, errsz);
-    if (!conf || !(x->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errsz))) {
-        goto fail;
+    x->rk = new_client(cfg, bootstrap, true, err, errsz);
+    x->rkp = x->rk ? new_client(cfg, bootstrap, false, err, errsz) : NULL;
+    if (!x->rkp) {
+        goto out;
     }
-    conf = make_conf(cfg, bootstrap, false, err, errsz);
-    if (!conf || !(x->rkp = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errsz))) {
-        goto fail;
-    }
-    conf = NULL;
     rd_kafka_poll_set_consumer(x->rk);
     x->q = rd_kafka_queue_get_consumer(x->rk);
     if (!x->q || pipe2(x->pipefd, O_NONBLOCK | O_CLOEXEC) < 0) {
         snprintf(err, errsz, "consumer queue or pipe: %s", strerror(errno));
-        goto fail;
+        goto out;
     }
     rd_kafka_queue_io_event_enable(x->q, x->pipefd[1], "1", 1);
     x->ev_read = event_new(base, x->pipefd[0], EV_READ | EV_PERSIST, on_readable, x);
     x->ev_tick = event_new(base, -1, EV_PERSIST, on_tick, x);
     if (!x->ev_read || !x->ev_tick) {
         snprintf(err, errsz, "cannot create events");
-        goto fail;
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc < 0) {
+        xs_free(x);
+        x = NULL;
     }
     return x;
-fail:
-    /* conf is owned by rd_kafka_new only on success. */
-    if (conf && !x->rkp) {
-        rd_kafka_conf_destroy(conf);
-    }
-    xs_free(x);
-    return NULL;
 }
 
 /* Partitions of topic; waits for the metadata (the mock cluster creates the topic on asking). */

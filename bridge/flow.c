@@ -933,6 +933,26 @@ static void warn_unused_overrides(const struct flow_set *fs, const struct cfg *c
     }
 }
 
+/*
+ * A flow topic that is also the state or trigger-state topic would mix trigger messages with
+ * the executors' reports (the default template makes namespace "executions" with flow "state"
+ * land on webhooks.executions.state).
+ */
+static void check_reserved(const struct flow_set *fs, const struct cfg *cfg, struct diag_list *dl)
+{
+    const char *reserved[] = {cfg->kafka.state_topic, cfg->kafka.triggers_topic};
+    for (size_t i = 0; i < fs->nflows; i++) {
+        const struct flow *fl = &fs->flows[i];
+        for (size_t k = 0; fl->topic && k < 2; k++) {
+            if (reserved[k] && topic_cmp(fl->topic, reserved[k]) == 0) {
+                diag_add(dl, fl->file, fl->line, fl->col,
+                         "topic '%.64s' is kafka.%s; set another one in kafka.topics", fl->topic,
+                         k == 0 ? "state_topic" : "triggers_topic");
+            }
+        }
+    }
+}
+
 int flow_set_finish(struct flow_set *fs, const struct cfg *cfg, struct diag_list *dl)
 {
     size_t nerr = dl->n;
@@ -943,6 +963,7 @@ int flow_set_finish(struct flow_set *fs, const struct cfg *cfg, struct diag_list
         assign_topic(&fs->flows[i], cfg, dl);
     }
     check_collisions(fs, dl);
+    check_reserved(fs, cfg, dl);
     warn_unused_overrides(fs, cfg);
     return dl->n == nerr ? 0 : -EINVAL;
 }

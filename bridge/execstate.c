@@ -23,6 +23,8 @@
 #define XS_BATCH 500
 #define XS_FLUSH_MS 5000
 #define XS_KEY_MAX 1024
+/* Waits hashed by execution id: each state event looks at one bucket, not every wait. */
+#define XS_WAIT_BUCKETS 1024
 
 /* One disabled trigger: the last trigger-state record of its key said disabled. */
 struct disabled {
@@ -52,9 +54,18 @@ struct xs {
     struct event *ev_tick;
     struct disabled *dis;
     size_t ndis;
-    struct xs_wait *waits;
+    struct xs_wait *waits[XS_WAIT_BUCKETS];
     size_t nwaits;
 };
+
+static size_t bucket_of(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (; *id; id++) {
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    }
+    return h % XS_WAIT_BUCKETS;
+}
 
 /* ==== The disabled set ==== */
 
@@ -323,7 +334,7 @@ static void fire_waits(struct xs *x, const struct proto_exec_state_decoded *d)
     snprintf(state, sizeof(state), "%.*s", (int)d->e.state.len, d->e.state.ptr);
     struct xs_end end = {id, state, d->state == PROTO_STATE_FAILED,
                          d->outputs.type == MSGPACK_OBJECT_MAP ? &d->outputs : NULL};
-    struct xs_wait *w = x->waits;
+    struct xs_wait *w = x->waits[bucket_of(id)];
     while (w) {
         struct xs_wait *next = w->next;
         if (strcmp(w->id, id) == 0) {
@@ -428,11 +439,12 @@ struct xs_wait *xs_wait_new(struct xs *x, const char *exec_id, long timeout_ms, 
     if (w->timer) {
         evtimer_add(w->timer, &tv);
     }
-    w->next = x->waits;
-    if (x->waits) {
-        x->waits->prev = w;
+    struct xs_wait **head = &x->waits[bucket_of(w->id)];
+    w->next = *head;
+    if (*head) {
+        (*head)->prev = w;
     }
-    x->waits = w;
+    *head = w;
     x->nwaits++;
     return w;
 }
@@ -446,7 +458,7 @@ void xs_wait_free(struct xs_wait *w)
     if (w->prev) {
         w->prev->next = w->next;
     } else {
-        x->waits = w->next;
+        x->waits[bucket_of(w->id)] = w->next;
     }
     if (w->next) {
         w->next->prev = w->prev;
@@ -460,12 +472,14 @@ void xs_wait_free(struct xs_wait *w)
 
 void xs_expire_all(struct xs *x)
 {
-    while (x && x->waits) {
-        struct xs_wait *w = x->waits;
-        xs_end_fn cb = w->cb;
-        void *opaque = w->opaque;
-        xs_wait_free(w);
-        cb(opaque, NULL);
+    for (size_t b = 0; x && b < XS_WAIT_BUCKETS; b++) {
+        while (x->waits[b]) {
+            struct xs_wait *w = x->waits[b];
+            xs_end_fn cb = w->cb;
+            void *opaque = w->opaque;
+            xs_wait_free(w);
+            cb(opaque, NULL);
+        }
     }
 }
 
@@ -739,8 +753,10 @@ void xs_free(struct xs *x)
     if (!x) {
         return;
     }
-    while (x->waits) {
-        xs_wait_free(x->waits);
+    for (size_t b = 0; b < XS_WAIT_BUCKETS; b++) {
+        while (x->waits[b]) {
+            xs_wait_free(x->waits[b]);
+        }
     }
     if (x->rkp) {
         rd_kafka_flush(x->rkp, XS_FLUSH_MS);

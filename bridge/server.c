@@ -304,7 +304,8 @@ static void send_end(struct srv *s, struct evhttp_request *req, struct hook_req 
     }
     s->writing++;
     evhttp_request_set_on_complete_cb(req, on_reply_written, s);
-    evhttp_send_reply(req, hr->end_status, hr->end_status == 504 ? "Gateway Timeout" : "OK", NULL);
+    /* NULL: libevent's standard reason phrase for the status (responseCode may be anything). */
+    evhttp_send_reply(req, hr->end_status, NULL, NULL);
 }
 
 /* A waiting request is done: answered, or its client left. */
@@ -494,6 +495,13 @@ static void wait_delivered(struct srv *s, struct hook_req *hr)
         return;
     }
     if (!hr->conn) {
+        forget_waiter(s, hr);
+    } else if (hr->client_gone) {
+        /* The client hung up before the acknowledgement: nobody is left to wait for. */
+        struct evhttp_connection *evcon = evhttp_request_get_connection(hr->conn);
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        hr->conn = NULL;
+        evhttp_connection_free(evcon);
         forget_waiter(s, hr);
     }
 }

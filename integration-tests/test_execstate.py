@@ -175,7 +175,7 @@ def test_wait_answers_like_kestra(kafka, bridge_factory, executor_factory, names
     assert resp.json() == WAIT_FLOWS["outs"][2]
 
     resp = br.post(names.path(flow="fails"), body="{}")
-    assert resp.status == 500, resp
+    assert resp.status == 500 and resp.reason == "Internal Server Error", resp
     body = resp.json()
     assert body["state"] == {"current": "FAILED"} and body["flowId"] == "fails", body
     assert body["trigger"]["id"] == "hook"
@@ -184,7 +184,7 @@ def test_wait_answers_like_kestra(kafka, bridge_factory, executor_factory, names
     assert resp.status == 500 and resp.json() == {"why": "boom"}, resp
 
     resp = br.post(names.path(flow="code"), body="{}")
-    assert resp.status == 201, resp
+    assert resp.status == 201 and resp.reason == "Created", resp
     assert resp.json()["state"] == {"current": "SUCCESS"}
 
     resp = br.post(names.path(flow="code-out"), body="{}")

@@ -405,16 +405,22 @@ out:
 
 /* ==== Kind ==== */
 
+/* The payload of the str at p (a value the bounded reader accepted), in any str encoding. */
+static bool str_payload(const uint8_t *p, size_t n, const uint8_t **body, size_t *len)
+{
+    size_t head = (p[0] & 0xe0) == 0xa0 ? 1 : p[0] == 0xd9 ? 2 : p[0] == 0xda ? 3
+                                                             : p[0] == 0xdb ? 5
+                                                                            : 0;
+    if (head == 0 || head > n) {
+        return false;
+    }
+    *body = p + head;
+    *len = n - head;
+    return true;
+}
+
 enum proto_kind proto_message_kind(const void *buf, size_t len)
 {
-    size_t start = 0, end = 0, used = 0;
-    const char *p = buf;
-
-    if (proto_check_value_(buf, len, 0, &used) != PROTO_OK ||
-        !proto_root_value_(buf, len, "message", &start, &end)) {
-        return PROTO_KIND_TRIGGER;
-    }
-    /* The value is a str of the form the packer writes for these short names: a fixstr. */
     static const struct {
         const char *name;
         enum proto_kind kind;
@@ -422,11 +428,18 @@ enum proto_kind proto_message_kind(const void *buf, size_t len)
         {PROTO_STATE_MESSAGE, PROTO_KIND_EXEC_STATE},
         {PROTO_TRIGGER_STATE_MESSAGE, PROTO_KIND_TRIGGER_STATE},
     };
+    size_t start = 0, end = 0, used = 0, n = 0;
+    const uint8_t *body = NULL;
+
+    if (proto_check_value_(buf, len, 0, &used) != PROTO_OK ||
+        !proto_root_value_(buf, len, "message", &start, &end)) {
+        return PROTO_KIND_TRIGGER;
+    }
+    if (!str_payload((const uint8_t *)buf + start, end - start, &body, &n)) {
+        return PROTO_KIND_UNKNOWN;
+    }
     for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
-        size_t n = strlen(kinds[k].name);
-        bool fix = end - start == n + 1 && (uint8_t)p[start] == (0xa0 | n);
-        bool str8 = end - start == n + 2 && (uint8_t)p[start] == 0xd9 && (uint8_t)p[start + 1] == n;
-        if ((fix || str8) && memcmp(p + end - n, kinds[k].name, n) == 0) {
+        if (strlen(kinds[k].name) == n && memcmp(body, kinds[k].name, n) == 0) {
             return kinds[k].kind;
         }
     }

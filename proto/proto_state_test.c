@@ -357,7 +357,7 @@ static void test_exec_nonminimal(void **state)
         KV("namespace", "\xa2ns"),
         KV("tenantId", "\xa4main"),
         KV("id", "\xb6" "4wjtEiJZgcJ8jQ7ZAH8Gtq"),
-        KV("message", "\xd9\x0e" "executionState"),
+        KV("message", "\xda\x00\x0e" "executionState"),
         KV("formatVersion", "\xcd\x00\x01"),
     };
     struct proto_exec_state_decoded d;

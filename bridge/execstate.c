@@ -26,8 +26,12 @@
 /* Waits hashed by execution id: each state event looks at one bucket, not every wait. */
 #define XS_WAIT_BUCKETS 1024
 
-/* One disabled trigger: the last trigger-state record of its key said disabled. */
+/*
+ * The last trigger-state record of one key. Enabled entries are kept too: their time stops an
+ * older execution-state event, read again after a restart, from disabling the trigger anew.
+ */
 struct disabled {
+    bool disabled;
     char *key; /* tenant/namespace/flowId/triggerId */
     char *tenant, *ns, *flow_id, *trigger_id;
     char *execution_id, *state, *time;
@@ -52,9 +56,13 @@ struct xs {
     int pipefd[2];
     struct event *ev_read;
     struct event *ev_tick;
-    struct disabled *dis;
+    struct disabled *dis; /* every key with a record, disabled or enabled */
     size_t ndis;
+    size_t ndisabled;     /* entries with disabled set */
     struct xs_wait *waits[XS_WAIT_BUCKETS];
+    rd_kafka_topic_partition_list_t *state_parts; /* the state topic's partitions, for commits */
+    int64_t *state_start; /* where reading began, per partition: committed until a record is read */
+    bool state_assigned;
     size_t nwaits;
 };
 
@@ -66,6 +74,8 @@ static size_t bucket_of(const char *id)
     }
     return h % XS_WAIT_BUCKETS;
 }
+
+static void commit_states(struct xs *x, bool async);
 
 /* ==== The disabled set ==== */
 
@@ -97,6 +107,7 @@ static void dis_remove(struct xs *x, const char *key)
     if (!d) {
         return;
     }
+    x->ndisabled -= d->disabled;
     dis_clear(d);
     *d = x->dis[--x->ndis];
 }
@@ -106,16 +117,19 @@ static char *dup_str(struct proto_str s)
     return xstrndup(s.ptr ? s.ptr : "", s.len);
 }
 
-/* Applies one disabled record (last one per key wins). */
+/* Applies one record (the last one per key wins). */
 static void dis_put(struct xs *x, const char *key, const struct proto_trigger_state *t)
 {
     struct disabled *d = dis_find(x, key);
     if (d) {
+        x->ndisabled -= d->disabled;
         dis_clear(d);
     } else {
         x->dis = xrealloc(x->dis, (x->ndis + 1) * sizeof(*x->dis));
         d = &x->dis[x->ndis++];
     }
+    d->disabled = t->disabled;
+    x->ndisabled += t->disabled;
     d->key = xstrdup(key);
     d->tenant = dup_str(t->tenant_id);
     d->ns = dup_str(t->ns);
@@ -137,15 +151,16 @@ static int make_key(const char *tenant, const char *ns, const char *flow_id,
 bool xs_is_disabled(const struct xs *x, const char *tenant, const struct flow_trigger *tr)
 {
     char key[XS_KEY_MAX];
-    if (!x || x->ndis == 0) {
+    if (!x || x->ndisabled == 0 || make_key(tenant, tr->flow->ns, tr->flow->id, tr->id, key) < 0) {
         return false;
     }
-    return make_key(tenant, tr->flow->ns, tr->flow->id, tr->id, key) >= 0 && dis_find(x, key);
+    const struct disabled *d = dis_find(x, key);
+    return d && d->disabled;
 }
 
 size_t xs_disabled_count(const struct xs *x)
 {
-    return x ? x->ndis : 0;
+    return x ? x->ndisabled : 0;
 }
 
 static int cmp_dis(const void *a, const void *b)
@@ -162,10 +177,15 @@ static void json_field(struct sbuf *out, const char *name, const char *v, bool f
 void xs_disabled_json(const struct xs *x, struct sbuf *out)
 {
     qsort(x->dis, x->ndis, sizeof(*x->dis), cmp_dis);
+    bool first = true;
     sbuf_append_cstr(out, "[");
     for (size_t i = 0; i < x->ndis; i++) {
         const struct disabled *d = &x->dis[i];
-        sbuf_append_cstr(out, i ? ",{" : "{");
+        if (!d->disabled) {
+            continue;
+        }
+        sbuf_append_cstr(out, first ? "{" : ",{");
+        first = false;
         json_field(out, "tenantId", d->tenant, true);
         json_field(out, "namespace", d->ns, false);
         json_field(out, "flowId", d->flow_id, false);
@@ -233,7 +253,8 @@ int xs_enable(struct xs *x, const char *tenant, const char *ns, const char *flow
         snprintf(err, errsz, "not a trigger name");
         return -EINVAL;
     }
-    if (!dis_find(x, key)) {
+    const struct disabled *d = dis_find(x, key);
+    if (!d || !d->disabled) {
         snprintf(err, errsz, "trigger %s is not disabled", key);
         return -ENOENT;
     }
@@ -242,7 +263,7 @@ int xs_enable(struct xs *x, const char *tenant, const char *ns, const char *flow
                                     false,        pstr(NULL), pstr(NULL),    pstr(now)};
     int rc = write_record(x, key, &t, err, errsz);
     if (rc == 0) {
-        dis_remove(x, key);
+        dis_put(x, key, &t);
         log_kv(LOG_INFO, "trigger enabled", "trigger", key, NULL);
     }
     return rc;
@@ -270,11 +291,7 @@ static void on_trigger_record(struct xs *x, const rd_kafka_message_t *rkm)
                NULL);
         return;
     }
-    if (t.disabled) {
-        dis_put(x, key, &t);
-    } else {
-        dis_remove(x, key);
-    }
+    dis_put(x, key, &t);
 }
 
 static const struct flow_trigger *find_trigger(const struct xs *x, const struct proto_exec_state *e)
@@ -314,14 +331,17 @@ static void apply_stop_after(struct xs *x, const struct proto_exec_state_decoded
     }
     /*
      * Already disabled: keep the record of the first execution that stopped it (later ones were
-     * started before the trigger was disabled, or are duplicates of the same event).
+     * started before the trigger was disabled, or are duplicates of the same event). Enabled
+     * after this event's time: the event is an old one read again after a restart.
      */
-    if (dis_find(x, key)) {
+    const struct disabled *old = dis_find(x, key);
+    if (old && (old->disabled || strncmp(t.time.ptr, old->time, t.time.len) <= 0)) {
         return;
     }
     dis_put(x, key, &t);
+    const struct disabled *now = dis_find(x, key);
     log_kv(LOG_WARN, "trigger disabled by stopAfter", "trigger", key, "execution",
-           x->dis[x->ndis - 1].execution_id, "state", x->dis[x->ndis - 1].state, NULL);
+           now->execution_id, "state", now->state, NULL);
     if (write_record(x, key, &t, err, sizeof(err)) < 0) {
         log_kv(LOG_ERROR, "trigger-state record not written", "trigger", key, "error", err, NULL);
     }
@@ -403,6 +423,31 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Serves the producer's delivery reports and the consumer's errors even when idle. */
+/*
+ * Records how far this replica applied the state topic. Several replicas commit to one group; a
+ * replica behind the others moves the offsets back a little, which only means some events are
+ * applied twice after a restart (applying stopAfter is idempotent).
+ */
+static void commit_states(struct xs *x, bool async)
+{
+    if (!x->state_assigned || rd_kafka_position(x->rk, x->state_parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return;
+    }
+    /* A partition with no record read yet has no position: where reading began is recorded. */
+    rd_kafka_topic_partition_list_t *done = rd_kafka_topic_partition_list_new(x->state_parts->cnt);
+    for (int i = 0; i < x->state_parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &x->state_parts->elems[i];
+        int64_t off = tp->offset >= 0 ? tp->offset : x->state_start[i];
+        if (off >= 0) {
+            rd_kafka_topic_partition_list_add(done, tp->topic, tp->partition)->offset = off;
+        }
+    }
+    if (done->cnt > 0) {
+        rd_kafka_commit(x->rk, done, async);
+    }
+    rd_kafka_topic_partition_list_destroy(done);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct xs *x = arg;
@@ -410,6 +455,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     rd_kafka_poll(x->rkp, 0);
     drain(x);
+    commit_states(x, true);
 }
 
 /* ==== Waits ==== */
@@ -502,35 +548,24 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     log_kv(lvl, "kafka (execution states)", "facility", fac, "detail", buf, NULL);
 }
 
-/* A group id assign() needs; this group never joins, rebalances or commits. */
-static void random_group(char *out, size_t n)
-{
-    unsigned char rnd[8] = {0};
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
-            rnd[0] ^= (unsigned char)getpid();
-        }
-        close(fd);
-    }
-    snprintf(out, n, "webhook-bridge-states-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-}
+/*
+ * The group under which replicas record how far they applied the state topic. It never joins or
+ * rebalances (assign() only); it exists so that events published while every replica was down
+ * still get their stopAfter applied by the first replica back.
+ */
+#define XS_GROUP "webhook-bridge-execution-states"
 
 static rd_kafka_conf_t *make_conf(const struct cfg *cfg, const char *bootstrap, bool consumer,
                                   char *err, size_t errsz)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char group[64];
-
-    random_group(group, sizeof(group));
     /*
-     * Offsets are never committed: the state topic is read from its end and the trigger-state
-     * topic from its beginning at every start. Records are written like the bridge's messages:
+     * Offsets are committed by hand, for the state topic only (xs_commit); the trigger-state
+     * topic is read from its beginning at every start. Records are written like the bridge's messages:
      * acknowledged by every in-sync replica.
      */
     const char *const consumer_props[][2] = {
-        {"group.id", group},
+        {"group.id", XS_GROUP},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
         {"allow.auto.create.topics", "true"},
@@ -688,6 +723,45 @@ static int read_to_goals(struct xs *x, struct goal *g, int n, long long deadline
     return 0;
 }
 
+/*
+ * Where to start in the state topic: where the replicas had got to (the group's committed
+ * offsets), so that stopAfter also applies to executions that ended while every replica was down;
+ * the end for partitions with no committed offset (the first start). Waits do not need older
+ * events: an execution that ended before this replica started has no one waiting here.
+ */
+static int state_offsets(struct xs *x, const char *st, int n, char *err, size_t errsz)
+{
+    x->state_parts = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++) {
+        rd_kafka_topic_partition_list_add(x->state_parts, st, p);
+    }
+    rd_kafka_resp_err_t kerr = rd_kafka_committed(x->rk, x->state_parts, 10000);
+    if (kerr) {
+        snprintf(err, errsz, "committed offsets of %s: %s", st, rd_kafka_err2str(kerr));
+        return -EIO;
+    }
+    /*
+     * No committed offset (the first start): the end, as an explicit offset so that it can be
+     * committed at once; events published after it then survive a stop of every replica.
+     */
+    x->state_start = xcalloc((size_t)n, sizeof(*x->state_start));
+    x->state_assigned = false;
+    for (int p = 0; p < n; p++) {
+        rd_kafka_topic_partition_t *tp = &x->state_parts->elems[p];
+        int64_t lo = 0, hi = 0;
+        if (tp->err || tp->offset < 0) {
+            kerr = rd_kafka_query_watermark_offsets(x->rk, st, p, &lo, &hi, 5000);
+            if (kerr) {
+                snprintf(err, errsz, "watermarks of %s [%d]: %s", st, p, rd_kafka_err2str(kerr));
+                return -EIO;
+            }
+            tp->offset = hi;
+        }
+        x->state_start[p] = tp->offset;
+    }
+    return 0;
+}
+
 int xs_load(struct xs *x, int timeout_ms, char *err, size_t errsz)
 {
     const char *tt = x->cfg->kafka.triggers_topic, *st = x->cfg->kafka.state_topic;
@@ -715,10 +789,6 @@ int xs_load(struct xs *x, int timeout_ms, char *err, size_t errsz)
         g[p].done = hi <= lo;
         rd_kafka_topic_partition_list_add(parts, tt, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     }
-    /* From the end: an execution that ended before this replica started has no one waiting. */
-    for (int p = 0; p < ns; p++) {
-        rd_kafka_topic_partition_list_add(parts, st, p)->offset = RD_KAFKA_OFFSET_END;
-    }
     rd_kafka_resp_err_t kerr = rd_kafka_assign(x->rk, parts);
     if (kerr) {
         snprintf(err, errsz, "assign: %s", rd_kafka_err2str(kerr));
@@ -728,6 +798,22 @@ int xs_load(struct xs *x, int timeout_ms, char *err, size_t errsz)
     if (rc < 0) {
         goto out;
     }
+    /*
+     * The state topic only once the disabled set is complete: an old event read again must meet
+     * the record it already produced, or the enable that came after it.
+     */
+    rc = state_offsets(x, st, ns, err, errsz);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = -EIO;
+    rd_kafka_error_t *kerror = rd_kafka_incremental_assign(x->rk, x->state_parts);
+    if (kerror) {
+        snprintf(err, errsz, "assign %s: %s", st, rd_kafka_error_string(kerror));
+        rd_kafka_error_destroy(kerror);
+        goto out;
+    }
+    x->state_assigned = true;
     struct timeval tick = {1, 0};
     if (event_add(x->ev_read, NULL) < 0 || event_add(x->ev_tick, &tick) < 0) {
         snprintf(err, errsz, "cannot watch the consumer queue");
@@ -737,7 +823,7 @@ int xs_load(struct xs *x, int timeout_ms, char *err, size_t errsz)
     /* Records that arrived while the loop was not running yet. */
     event_active(x->ev_read, EV_READ, 0);
     char n[32];
-    snprintf(n, sizeof(n), "%zu", x->ndis);
+    snprintf(n, sizeof(n), "%zu", x->ndisabled);
     log_kv(LOG_INFO, "trigger states loaded", "topic", tt, "disabled", n, "state_topic", st, NULL);
     rc = 0;
 out:
@@ -766,6 +852,13 @@ void xs_free(struct xs *x)
         rd_kafka_queue_io_event_enable(x->q, -1, NULL, 0);
         rd_kafka_queue_destroy(x->q);
     }
+    if (x->rk && x->state_parts) {
+        commit_states(x, false);
+    }
+    if (x->state_parts) {
+        rd_kafka_topic_partition_list_destroy(x->state_parts);
+    }
+    xfree(x->state_start);
     if (x->rk) {
         rd_kafka_consumer_close(x->rk);
         rd_kafka_destroy(x->rk);

@@ -50,12 +50,17 @@ struct xs *xs_new(const struct cfg *cfg, const char *bootstrap, struct event_bas
 /**
  * Blocks (before the loop runs) until the trigger-state topic was read up to the high
  * watermarks it had at the call, every partition, keeping the last record per key; assigns the
- * state topic from its end; then follows both from the loop. Returns 0, or -ETIMEDOUT / -EIO
- * with a message in err.
+ * state topic from where the replicas had applied it (offsets committed under one shared group
+ * that never joins; its end on the very first start), so stopAfter also applies to executions
+ * that ended while no replica ran; then follows both from the loop, committing every second.
+ * Returns 0, or -ETIMEDOUT / -EIO with a message in err.
  */
 int xs_load(struct xs *x, int timeout_ms, char *err, size_t errsz);
 
-/** The flows whose stopAfter applies (borrowed; set again after a reload; NULL: none). */
+/**
+ * The flows whose stopAfter applies (borrowed; set again after a reload; NULL: none). Set it
+ * before xs_load: events read while loading (published while no replica ran) apply it too.
+ */
 void xs_set_flows(struct xs *x, const struct flow_set *fs);
 
 /** True when tr (in tenant) is disabled by a trigger-state record. Cheap when none is. */

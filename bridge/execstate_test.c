@@ -47,12 +47,15 @@ struct fixture {
     rd_kafka_t *rk; /* the executor's part: writes state events */
 };
 
-static void produce_state(struct fixture *fx, const char *id, const char *state)
+#define OLD_TIME "2026-11-27T10:00:00.000Z"
+
+static void produce_state_at(struct fixture *fx, const char *id, const char *state,
+                             const char *when)
 {
-    struct proto_exec_state e = {{id, strlen(id)},           {"main", 4},
-                                 {"company.team", 12},       {"deploy", 6},
-                                 {"hook", 4},                {state, strlen(state)},
-                                 {"2026-11-27T10:00:00.000Z", 24}, {NULL, 0}};
+    struct proto_exec_state e = {{id, strlen(id)},     {"main", 4},
+                                 {"company.team", 12}, {"deploy", 6},
+                                 {"hook", 4},          {state, strlen(state)},
+                                 {when, strlen(when)}, {NULL, 0}};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     assert_int_equal(proto_exec_state_encode(&e, &sb), PROTO_OK);
@@ -63,6 +66,21 @@ static void produce_state(struct fixture *fx, const char *id, const char *state)
                      RD_KAFKA_RESP_ERR_NO_ERROR);
     assert_int_equal(rd_kafka_flush(fx->rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
     msgpack_sbuffer_destroy(&sb);
+}
+
+static void produce_state(struct fixture *fx, const char *id, const char *state)
+{
+    produce_state_at(fx, id, state, OLD_TIME);
+}
+
+/* Runs the loop for `ms` milliseconds. */
+static void run_for(struct fixture *fx, long ms)
+{
+    long long end = util_now_us() + ms * 1000LL;
+    while (util_now_us() < end) {
+        event_base_loop(fx->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(10000);
+    }
 }
 
 /* Runs the loop until xs has `want` disabled triggers; false past the deadline. */
@@ -147,10 +165,10 @@ static struct xs *start_xs(struct fixture *fx)
     char err[256] = "";
     struct xs *x = xs_new(fx->cfg, pub_embedded_bootstrap(fx->pub), fx->base, err, sizeof(err));
     assert_non_null(x);
+    xs_set_flows(x, fx->fs);
     if (xs_load(x, 20000, err, sizeof(err)) != 0) {
         fail_msg("xs_load: %s", err);
     }
-    xs_set_flows(x, fx->fs);
     return x;
 }
 
@@ -199,6 +217,12 @@ static void stop_list_enable(void **state)
     /* b follows the record a wrote. */
     assert_true(run_until(fx, b, 0));
     assert_false(xs_is_disabled(b, "main", tr));
+
+    /* The old FAILED event, read again (a restart from older offsets), does not disable again. */
+    produce_state(fx, "0000000000000000000002", "FAILED");
+    run_for(fx, 1500);
+    assert_int_equal(xs_disabled_count(a), 0);
+    assert_int_equal(xs_disabled_count(b), 0);
     xs_free(a);
     xs_free(b);
     assert_int_equal(records_in(fx, fx->cfg->kafka.triggers_topic, 2), 2);
@@ -207,6 +231,16 @@ static void stop_list_enable(void **state)
     struct xs *c = start_xs(fx);
     assert_int_equal(xs_disabled_count(c), 0);
     xs_free(c);
+
+    /* Events published while no replica runs are applied by the next one (committed offsets). */
+    produce_state_at(fx, "0000000000000000000003", "KILLED", "2099-01-01T00:00:00.000Z");
+    struct xs *d = start_xs(fx);
+    assert_true(run_until(fx, d, 1));
+    sbuf_reset(&js);
+    xs_disabled_json(d, &js);
+    sbuf_append(&js, "", 1);
+    assert_non_null(strstr(js.data, "\"executionId\":\"0000000000000000000003\",\"state\":\"KILLED\""));
+    xs_free(d);
     sbuf_deinit(&js);
 }
 

@@ -182,11 +182,13 @@ static int start(struct app *a)
     srv_set_pub(a->srv, a->pub);
     /* The disabled set must be complete before the first request is served. */
     a->xs = xs_new(a->cfg, pub_embedded_bootstrap(a->pub), a->base, err, sizeof(err));
+    if (a->xs) {
+        xs_set_flows(a->xs, a->flows); /* events read while loading apply stopAfter too */
+    }
     if (!a->xs || xs_load(a->xs, XS_LOAD_TIMEOUT_MS, err, sizeof(err)) < 0) {
         log_kv(LOG_ERROR, "cannot read the execution-state topics", "error", err, NULL);
         return -1;
     }
-    xs_set_flows(a->xs, a->flows);
     hook_ctx_set_states(a->hook, a->xs);
     srv_set_states(a->srv, a->xs);
     a->ev_term = evsignal_new(a->base, SIGTERM, on_signal, a);

@@ -275,3 +275,27 @@ def test_shutdown_answers_waiting_requests(kafka, bridge_factory, executor_facto
     th.join(20)
     assert result and result[0].status == 504, result
     assert "did not end" in result[0].json()["message"]
+
+
+def test_stop_after_applies_to_executions_that_ended_while_no_replica_ran(
+        kafka, bridge_factory, executor_factory, names, proto_decode_bin):
+    t = topics()
+    flows = [webhook_flow(names.ns, "bad", names.key, trigger_extra="    stopAfter: [FAILED]")]
+    a = bridge_factory.start(flows, kafka=t)
+    assert a.stop() == 0  # records where it got to in the state topic
+
+    # Another bridge, following other state topics, takes the call while no replica runs.
+    other = bridge_factory.start(flows, kafka=topics())
+    create_flow_topics(kafka, names.ns, ["bad"])
+    executor_factory.start(names.ns, t["state_topic"], outcomes={"bad": "FAILED"})
+    bad_id = assert_accepted(other.post(names.path(flow="bad"), body="{}"), names.ns, "bad")
+    ends = [decode_value(r.value)["state"] for r in consume(kafka, t["state_topic"], 2, timeout=30)]
+    assert ends == ["RUNNING", "FAILED"]
+
+    # No call reaches b before the record shows: b must find the FAILED event by itself.
+    b = bridge_factory.start(flows, kafka=t)
+    recs = trigger_records(kafka, t["triggers_topic"], 1)
+    assert recs, "the replica did not apply the event published while no replica ran"
+    assert proto_decode(proto_decode_bin, recs[-1][1])["executionId"] == bad_id
+    resp = b.post(names.path(flow="bad"), body="{}")
+    assert resp.status == 409 and resp.json() == DISABLED_BODY, resp

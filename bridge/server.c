@@ -235,6 +235,7 @@ static void unwatch(struct hook_req *hr)
 }
 
 static void forget_waiter(struct srv *s, struct hook_req *hr);
+static void drop_client(struct hook_req *hr);
 
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
@@ -268,10 +269,7 @@ static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
      * gone, and may wait up to limits.wait_timeout_ms: close the connection and free it all now.
      */
     if (hr->delivered && hr->conn) {
-        struct evhttp_connection *evcon = evhttp_request_get_connection(hr->conn);
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
-        hr->conn = NULL;
-        evhttp_connection_free(evcon);
+        drop_client(hr);
         log_kv(LOG_INFO, "client left while waiting; wait released", "execution", hr->id, NULL);
         forget_waiter(hr->owner, hr);
     }
@@ -319,6 +317,30 @@ static void forget_waiter(struct srv *s, struct hook_req *hr)
     check_drained(s);
 }
 
+/* Closes a waiting request's connection: its client is gone, nothing more will be written. */
+static void drop_client(struct hook_req *hr)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(hr->conn);
+    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    hr->conn = NULL;
+    evhttp_connection_free(evcon);
+}
+
+static void log_end(const struct hook_req *hr);
+
+/* Sends the prepared answer of an acknowledged, ended request (if its client is there), frees. */
+static void answer_waiter(struct srv *s, struct hook_req *hr)
+{
+    log_end(hr);
+    if (hr->conn) {
+        struct evhttp_request *req = hr->conn;
+        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+        hr->conn = NULL;
+        send_end(s, req, hr);
+    }
+    forget_waiter(s, hr);
+}
+
 static void log_end(const struct hook_req *hr)
 {
     char st[8];
@@ -349,17 +371,9 @@ static void on_end(void *opaque, const struct xs_end *end)
                      "it goes on\",\"id\":\"%s\"}",
                      hr->id, s->cfg->limits.wait_timeout_ms, hr->id);
     }
-    if (!hr->delivered) {
-        return;
+    if (hr->delivered) {
+        answer_waiter(s, hr);
     }
-    log_end(hr);
-    if (hr->conn) {
-        struct evhttp_request *req = hr->conn;
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-        hr->conn = NULL;
-        send_end(s, req, hr);
-    }
-    forget_waiter(s, hr);
 }
 
 static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
@@ -484,24 +498,12 @@ static void wait_delivered(struct srv *s, struct hook_req *hr)
     s->waiting++;
     hr->delivered = true;
     if (hr->ended) {
-        log_end(hr);
-        if (hr->conn) {
-            struct evhttp_request *req = hr->conn;
-            evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-            hr->conn = NULL;
-            send_end(s, req, hr);
-        }
-        forget_waiter(s, hr);
-        return;
-    }
-    if (!hr->conn) {
+        answer_waiter(s, hr);
+    } else if (!hr->conn) {
         forget_waiter(s, hr);
     } else if (hr->client_gone) {
         /* The client hung up before the acknowledgement: nobody is left to wait for. */
-        struct evhttp_connection *evcon = evhttp_request_get_connection(hr->conn);
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
-        hr->conn = NULL;
-        evhttp_connection_free(evcon);
+        drop_client(hr);
         forget_waiter(s, hr);
     }
 }

@@ -299,3 +299,15 @@ def test_stop_after_applies_to_executions_that_ended_while_no_replica_ran(
     assert proto_decode(proto_decode_bin, recs[-1][1])["executionId"] == bad_id
     resp = b.post(names.path(flow="bad"), body="{}")
     assert resp.status == 409 and resp.json() == DISABLED_BODY, resp
+
+
+def test_wait_outlives_the_inactivity_timeout(kafka, bridge_factory, executor_factory, names):
+    """limits.request_timeout_ms bounds a silent connection while reading or writing; a request
+    waiting for its execution is neither, and is bounded by limits.wait_timeout_ms only."""
+    (br,), t = start_wait_setup(kafka, bridge_factory, executor_factory, names,
+                                config={"limits": {"wait_timeout_ms": 7000,
+                                                   "request_timeout_ms": 2000},
+                                        "kafka": {"delivery_timeout_ms": 1000}})
+    # Cut at the inactivity timeout, the connection would close without an answer.
+    resp = br.post(names.path(flow="hang"), body="{}")
+    assert resp.status == 504 and "did not end within 7000 ms" in resp.json()["message"], resp

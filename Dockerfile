@@ -12,7 +12,7 @@ COPY proto proto
 COPY bridge bridge
 COPY integration-tests integration-tests
 RUN meson setup /build --buildtype=release -Dtests=disabled -Dintegration_tests=disabled \
- && meson compile -C /build bridge/webhook-bridge proto/proto-decode
+ && meson compile -C /build bridge/webhook-bridge proto/proto-decode proto/webhook-bridge-executor
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -21,7 +21,8 @@ RUN apt-get update \
       libssl3 libhttp-parser2.9 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /nonexistent --shell /usr/sbin/nologin bridge
-COPY --from=build /build/bridge/webhook-bridge /build/proto/proto-decode /usr/local/bin/
+COPY --from=build /build/bridge/webhook-bridge /build/proto/proto-decode \
+     /build/proto/webhook-bridge-executor /usr/local/bin/
 COPY configs /etc/webhook-bridge
 USER bridge
 EXPOSE 8080

@@ -20,9 +20,13 @@ struct admin;
  */
 typedef bool (*admin_ready_fn)(void *arg, char *why, size_t whysz);
 
+struct xs;
+
 struct admin_deps {
     struct metrics *metrics; /* rendered at /metrics */
     struct lag *lag;         /* optional: /metrics gains the lag samples, /lag its JSON */
+    struct xs *xs;           /* optional: /triggers/disabled and /triggers/enable (stopAfter) */
+    const char *tenant;      /* the bridge's tenant, for /triggers/enable (copied) */
     admin_ready_fn ready;
     void *ready_arg;
 };

@@ -39,6 +39,7 @@ static const char *check_nonempty(const char *v);
 static const char *check_tenant(const char *v);
 static const char *check_log_level(const char *v);
 static const char *check_topic_template(const char *v);
+static const char *check_topic(const char *v);
 
 /* clang-format off */
 #define STR_KEY(n, m, d, chk, live, desc) \
@@ -84,6 +85,10 @@ static const struct key keys[] = {
             "topic of each flow; placeholders {namespace}, {flowId}, {tenant}"),
     INT_KEY("kafka.delivery_timeout_ms", kafka.delivery_timeout_ms, "10000", 1, 300000, RESTART,
             "how long librdkafka may try to deliver (message.timeout.ms); < request_timeout_ms"),
+    STR_KEY("kafka.state_topic", kafka.state_topic, "webhooks.executions.state", check_topic,
+            RESTART, "execution states from the executors (proto/SPEC-STATE.md), read by every replica"),
+    STR_KEY("kafka.triggers_topic", kafka.triggers_topic, "webhooks.triggers.state", check_topic,
+            RESTART, "compacted topic of triggers disabled by stopAfter, read whole at start"),
     {"kafka.properties", KEY_PROPS, offsetof(struct cfg, kafka.properties), "{}", 0, 0, NULL,
      RESTART,
      "librdkafka properties, passed as is; acks stays all (a 200 means all in-sync replicas)"},
@@ -112,6 +117,8 @@ static const struct key keys[] = {
             "open client connections; one more gets 503 with Retry-After and is closed"),
     INT_KEY("limits.request_timeout_ms", limits.request_timeout_ms, "30000", 100, 3600000, LIVE,
             "connection inactivity while reading or writing, and keep-alive idle time"),
+    INT_KEY("limits.wait_timeout_ms", limits.wait_timeout_ms, "300000", 100, 3600000, LIVE,
+            "wait: true: longest wait for the execution's end; then 504 with the execution id"),
     INT_KEY("reload.debounce_ms", reload.debounce_ms, "200", 0, 60000, LIVE,
             "quiet time after a change in flows_dir before reloading (editors write in steps)"),
     {"lag.groups", KEY_LIST, offsetof(struct cfg, lag.groups), "[]", 0, 0, NULL, LIVE,
@@ -233,6 +240,11 @@ static const char *check_log_level(const char *v)
  * Namespaces, flow ids and tenants only hold topic-legal characters, so a template whose literal
  * parts are legal can only yield an illegal name by length; flow.c reports that per flow.
  */
+static const char *check_topic(const char *v)
+{
+    return cfg_topic_name_valid(v) ? NULL : "must be a Kafka topic name: 1 to 249 of [A-Za-z0-9._-]";
+}
+
 static const char *check_topic_template(const char *v)
 {
     static const char *const names[] = {"{namespace}", "{flowId}", "{tenant}"};

@@ -53,6 +53,8 @@ struct cfg {
         char *bootstrap_servers;  /* "" or "embedded": start the in-process mock cluster */
         char *topic_template;     /* default "webhooks.{namespace}.{flowId}" */
         long delivery_timeout_ms; /* librdkafka message.timeout.ms; default 10000 */
+        char *state_topic;        /* execution-state events; default "webhooks.executions.state" */
+        char *triggers_topic;     /* compacted disabled-trigger records; "webhooks.triggers.state" */
         struct cfg_prop *properties;
         size_t nproperties;
         struct cfg_topic *topics;
@@ -71,6 +73,7 @@ struct cfg {
         long max_in_flight;       /* messages waiting for a delivery report; default 10000 */
         long max_in_flight_bytes; /* their bytes; default 64 MiB */
         long request_timeout_ms; /* whole request, read to answer; default 30000 */
+        long wait_timeout_ms;    /* wait: true, longest wait for the terminal state; 300000 */
     } limits;
 
     struct {

@@ -93,6 +93,11 @@ struct expr_env {
     const msgpack_object *labels;
     struct timespec now;
     int compat;
+    /*
+     * Optional: when set, `execution` is this map instead of {id, startDate} (a webhook's
+     * responseCode is rendered against the finished execution: id, state, outputs, ...).
+     */
+    const msgpack_object *execution;
 };
 
 /**

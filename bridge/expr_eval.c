@@ -73,6 +73,9 @@ static struct ev eval_var(struct ectx *cx, const struct node *n)
     case ROOT_FLOW:
         return var_flow(cx);
     case ROOT_EXECUTION:
+        if (env->execution) {
+            return ev_from_obj(env->execution);
+        }
         return var_execution(cx);
     case ROOT_LABELS:
         if (env->labels && env->labels->type == MSGPACK_OBJECT_MAP) {

@@ -17,7 +17,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "expr.h"
 #include "log.h"
+#include "proto.h"
 #include "util.h"
 #include "yaml.h"
 
@@ -422,6 +424,110 @@ static int parse_key(const struct yml_doc *doc, struct flow *fl, struct flow_tri
     return 0;
 }
 
+/* ==== Execution properties: stopAfter, wait and the answer ==== */
+
+/* An optional boolean property; false when absent. */
+static bool bool_prop(struct diag_list *dl, const char *file, const struct yml_node *map,
+                      const char *name)
+{
+    const struct yml_node *n = yml_map_get(map, name);
+    if (!n || yml_is_null(n)) {
+        return false;
+    }
+    int v = yml_bool(n);
+    if (v < 0) {
+        err_at(dl, file, n, "'%s' must be true or false", name);
+        return false;
+    }
+    return v == 1;
+}
+
+/* `stopAfter`: a list of Kestra State.Type names, each checked at its own position. */
+static uint32_t parse_stop_after(struct diag_list *dl, const char *file, const struct yml_node *map)
+{
+    const struct yml_node *n = yml_map_get(map, "stopAfter");
+    uint32_t mask = 0;
+    char shown[72];
+
+    if (!n || yml_is_null(n)) {
+        return 0;
+    }
+    if (n->kind != YML_SEQ) {
+        err_at(dl, file, n, "'stopAfter' must be a list of execution states, not %s",
+               yml_kind_name(n));
+        return 0;
+    }
+    for (size_t i = 0; i < n->nitems; i++) {
+        const struct yml_node *it = n->items[i];
+        enum proto_state st = it->kind == YML_SCALAR ? proto_state_from_name(it->str, it->len)
+                                                     : PROTO_STATE_UNKNOWN;
+        if (st == PROTO_STATE_UNKNOWN) {
+            err_at(dl, file, it,
+                   "'stopAfter' entry '%s' is not an execution state (SUCCESS, WARNING, FAILED, "
+                   "KILLED, CANCELLED, RETRIED, SKIPPED, RESUBMITTED, ...)",
+                   it->kind == YML_SCALAR ? printable(it->str, shown) : yml_kind_name(it));
+            continue;
+        }
+        mask |= UINT32_C(1) << st;
+    }
+    return mask;
+}
+
+/* `responseCode`: a template rendered against the finished execution; compiled here. */
+static struct expr_prog *parse_response_code(struct diag_list *dl, const struct yml_doc *doc,
+                                             const struct yml_node *n, int compat)
+{
+    struct expr_error xe;
+    struct expr_prog *prog;
+
+    if (n->kind != YML_SCALAR) {
+        err_at(dl, doc->file, n, "'responseCode' must be an integer or a template, not %s",
+               yml_kind_name(n));
+        return NULL;
+    }
+    prog = expr_compile(n->str, n->len, compat, &xe);
+    if (!prog) {
+        diag_add(dl, doc->file, n->line, n->col, "responseCode: %s (at byte %zu)", xe.msg,
+                 xe.offset);
+    }
+    return prog;
+}
+
+/*
+ * wait, returnOutputs, responseContentType, responseCode, with the dependencies Kestra's
+ * validator enforces (reference/kestra-webhook.md §1.2).
+ */
+static void parse_wait(const struct yml_doc *doc, struct flow_trigger *tr,
+                       const struct yml_node *map, int compat, struct diag_list *dl)
+{
+    const struct yml_node *ro = yml_map_get(map, "returnOutputs");
+    const struct yml_node *ct = yml_map_get(map, "responseContentType");
+    const struct yml_node *rc = yml_map_get(map, "responseCode");
+
+    tr->wait = bool_prop(dl, doc->file, map, "wait");
+    tr->return_outputs = bool_prop(dl, doc->file, map, "returnOutputs");
+    if (tr->return_outputs && !tr->wait) {
+        err_at(dl, doc->file, ro, "'returnOutputs' needs 'wait: true'");
+    }
+    if (ct && !yml_is_null(ct)) {
+        bool json = ct->kind == YML_SCALAR && strcmp(ct->str, "application/json") == 0;
+        tr->text_plain = ct->kind == YML_SCALAR && strcmp(ct->str, "text/plain") == 0;
+        if (!json && !tr->text_plain) {
+            err_at(dl, doc->file, ct,
+                   "'responseContentType' must be application/json or text/plain");
+        } else if (!tr->return_outputs) {
+            err_at(dl, doc->file, ct,
+                   "'responseContentType' needs 'wait: true' and 'returnOutputs: true'");
+        }
+    }
+    if (rc && !yml_is_null(rc)) {
+        if (!tr->wait) {
+            err_at(dl, doc->file, rc, "'responseCode' needs 'wait: true'");
+        }
+        tr->response_code = parse_response_code(dl, doc, rc, compat);
+    }
+}
+
 static bool is_webhook_type(const char *type)
 {
     return strcmp(type, FLOW_TRIGGER_TYPE) == 0 || strcmp(type, FLOW_TRIGGER_TYPE_LEGACY) == 0;
@@ -449,6 +555,8 @@ static void parse_webhook(const struct yml_doc *doc, struct flow *fl, const stru
     parse_key(doc, fl, tr, map, dl);
     tr->cond = cond_compile(yml_map_get(map, "conditions"), yml_map_get(map, "when"), doc->file,
                             doc, compat, dl);
+    tr->stop_after = parse_stop_after(dl, doc->file, map);
+    parse_wait(doc, tr, map, compat, dl);
 }
 
 /* Kestra rejects two triggers with one id; the id is also what trigger.id reports. */
@@ -642,6 +750,7 @@ void flow_deinit(struct flow *fl)
         }
         xfree(fl->triggers[i].key);
         cond_free(fl->triggers[i].cond);
+        expr_free(fl->triggers[i].response_code);
     }
     if (fl->labels_zone) {
         msgpack_zone_free(fl->labels_zone);
@@ -849,6 +958,26 @@ static void warn_unused_overrides(const struct flow_set *fs, const struct cfg *c
     }
 }
 
+/*
+ * A flow topic that is also the state or trigger-state topic would mix trigger messages with
+ * the executors' reports (the default template makes namespace "executions" with flow "state"
+ * land on webhooks.executions.state).
+ */
+static void check_reserved(const struct flow_set *fs, const struct cfg *cfg, struct diag_list *dl)
+{
+    const char *reserved[] = {cfg->kafka.state_topic, cfg->kafka.triggers_topic};
+    for (size_t i = 0; i < fs->nflows; i++) {
+        const struct flow *fl = &fs->flows[i];
+        for (size_t k = 0; fl->topic && k < 2; k++) {
+            if (reserved[k] && topic_cmp(fl->topic, reserved[k]) == 0) {
+                diag_add(dl, fl->file, fl->line, fl->col,
+                         "topic '%.64s' is kafka.%s; set another one in kafka.topics", fl->topic,
+                         k == 0 ? "state_topic" : "triggers_topic");
+            }
+        }
+    }
+}
+
 int flow_set_finish(struct flow_set *fs, const struct cfg *cfg, struct diag_list *dl)
 {
     size_t nerr = dl->n;
@@ -859,6 +988,7 @@ int flow_set_finish(struct flow_set *fs, const struct cfg *cfg, struct diag_list
         assign_topic(&fs->flows[i], cfg, dl);
     }
     check_collisions(fs, dl);
+    check_reserved(fs, cfg, dl);
     warn_unused_overrides(fs, cfg);
     return dl->n == nerr ? 0 : -EINVAL;
 }

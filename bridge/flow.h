@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <msgpack.h>
 
@@ -33,6 +34,16 @@ struct flow_trigger {
     bool shadowed; /* an earlier trigger of the flow has the same key: routing never gets here */
     int line, col; /* position of the trigger's map in its file */
     struct cond *cond; /* compiled `conditions` and `when`; owned; never NULL after loading */
+    /*
+     * `stopAfter`: bit (1u << enum proto_state) for each listed State.Type. A terminal state
+     * listed here, reached by an execution this trigger started, disables the trigger
+     * (execstate.h). 0 when absent.
+     */
+    uint32_t stop_after;
+    bool wait;           /* `wait`: hold the request until the execution ends */
+    bool return_outputs; /* `returnOutputs`: answer with the flow outputs (needs wait) */
+    bool text_plain;     /* `responseContentType: text/plain` (needs returnOutputs) */
+    struct expr_prog *response_code; /* `responseCode` (needs wait), owned; NULL when absent */
     struct flow *flow; /* back pointer, borrowed */
 };
 
@@ -129,8 +140,10 @@ const struct flow *flow_set_find(const struct flow_set *fs, const char *ns, cons
  * document goes to dl; on any, returns -EINVAL and leaves *fl empty. On success release it with
  * flow_deinit(). fl->topic stays NULL (see flow_set_finish) and trigger back pointers are unset.
  * Top-level keys other than id, namespace, disabled, labels and triggers are ignored, as are
- * triggers of other types and webhook properties other than id, key, disabled, conditions and
- * when. Conditions are compiled with the Kestra 0.20-1.x rules (flow_parse_doc_compat picks).
+ * triggers of other types and webhook properties other than id, key, disabled, conditions,
+ * when, stopAfter, wait, returnOutputs, responseContentType and responseCode (Kestra 1.x rules:
+ * returnOutputs needs wait, responseContentType needs both and is application/json or
+ * text/plain, responseCode needs wait; stopAfter names Kestra State.Type values). Conditions are compiled with the Kestra 0.20-1.x rules (flow_parse_doc_compat picks).
  */
 int flow_parse_doc(const struct yml_doc *doc, struct flow *fl, struct diag_list *dl);
 int flow_parse_doc_compat(const struct yml_doc *doc, int compat, struct flow *fl,

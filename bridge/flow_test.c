@@ -21,6 +21,7 @@
 #include "config.h"
 #include "flow.h"
 #include "log.h"
+#include "proto.h"
 #include "util.h"
 #include "yaml.h"
 
@@ -612,10 +613,18 @@ static void example_flows(void **state)
         xfree(s);
     }
     assert_non_null(fs);
-    assert_int_equal(fs->nflows, 3);
+    assert_int_equal(fs->nflows, 4);
     assert_non_null(find(fs, "company.team", "hello_webhook"));
     assert_non_null(find(fs, "company.team", "github_push"));
     assert_non_null(find(fs, "billing", "stripe_invoice"));
+    /* The execution properties as parsed. */
+    const struct flow_trigger *g = &find(fs, "company.team", "graph_validation")->triggers[0];
+    assert_true(g->wait && g->return_outputs && g->text_plain);
+    assert_null(g->response_code);
+    assert_int_equal(g->stop_after, UINT32_C(1) << PROTO_STATE_FAILED);
+    const struct flow_trigger *h = &find(fs, "company.team", "hello_webhook")->triggers[0];
+    assert_false(h->wait || h->return_outputs || h->text_plain);
+    assert_int_equal(h->stop_after, 0);
     flow_set_free(fs);
     cfg_free(cfg);
     diag_list_deinit(&dl);

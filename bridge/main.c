@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "config.h"
 #include "diag.h"
+#include "execstate.h"
 #include "flow.h"
 #include "lag.h"
 #include "log.h"
@@ -27,6 +28,9 @@
 #ifndef BRIDGE_VERSION
 #define BRIDGE_VERSION "0.1.0"
 #endif
+
+/* How long the first read of the trigger-state topic may take before startup fails. */
+#define XS_LOAD_TIMEOUT_MS 30000
 
 struct opts {
     const char *config;
@@ -46,6 +50,7 @@ struct app {
     struct reload *reload;    /* what serves now: config, flows, routes */
     struct hook_ctx *hook;
     struct pub *pub;
+    struct xs *xs;
     struct srv *srv;
     struct metrics *metrics;
     struct lag *lag;
@@ -214,6 +219,8 @@ static void read_gauges(void *arg, struct metrics_gauges *g)
     g->in_flight_bytes = a->srv ? srv_in_flight_bytes(a->srv) : 0;
     g->queue_msgs = a->pub ? pub_queue_len(a->pub) : 0;
     g->flows = a->reload ? reload_flows(a->reload)->nflows : 0;
+    g->disabled = a->xs ? xs_disabled_count(a->xs) : 0;
+    g->waiting = a->xs ? xs_waiting(a->xs) : 0;
 }
 
 /* Ready: flows loaded, not shutting down, and the producer sees a broker up (statistics). */
@@ -292,6 +299,9 @@ static void on_reloaded(void *arg, bool ok)
 {
     struct app *a = arg;
     metrics_reload(a->metrics, ok);
+    if (ok && a->xs) {
+        xs_set_flows(a->xs, reload_flows(a->reload)); /* stopAfter of the flows now served */
+    }
     if (ok && a->lag) {
         update_lag_targets(a);
     }
@@ -315,7 +325,12 @@ static int start_ops(struct app *a)
     if (!cfg->admin_listen[0]) {
         return 0;
     }
-    struct admin_deps deps = {a->metrics, a->lag, is_ready, a};
+    struct admin_deps deps = {.metrics = a->metrics,
+                              .lag = a->lag,
+                              .xs = a->xs,
+                              .tenant = cfg->tenant,
+                              .ready = is_ready,
+                              .ready_arg = a};
     a->admin = admin_new(a->base, cfg->admin_listen, &deps, err, sizeof(err));
     if (!a->admin) {
         log_kv(LOG_ERROR, "cannot start the admin listener", "error", err, NULL);
@@ -354,6 +369,17 @@ static int start(struct app *a, struct opts *o)
     }
     srv_set_pub(a->srv, a->pub);
     pub_set_metrics(a->pub, a->metrics);
+    /* The disabled set must be complete before the first request is served. */
+    a->xs = xs_new(reload_cfg(a->reload), pub_embedded_bootstrap(a->pub), a->base, err, sizeof(err));
+    if (a->xs) {
+        xs_set_flows(a->xs, reload_flows(a->reload)); /* events read while loading apply stopAfter too */
+    }
+    if (!a->xs || xs_load(a->xs, XS_LOAD_TIMEOUT_MS, err, sizeof(err)) < 0) {
+        log_kv(LOG_ERROR, "cannot read the execution-state topics", "error", err, NULL);
+        return -1;
+    }
+    hook_ctx_set_states(a->hook, a->xs);
+    srv_set_states(a->srv, a->xs);
     if (start_ops(a) < 0) {
         return -1;
     }
@@ -387,6 +413,7 @@ static void stop(struct app *a)
      * the flow sets those requests held. The set being served goes with reload.
      */
     pub_free(a->pub);
+    xs_free(a->xs);
     srv_free(a->srv);
     metrics_free(a->metrics);
     hook_ctx_free(a->hook);

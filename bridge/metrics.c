@@ -435,6 +435,11 @@ static void render_gauges(struct sbuf *b, const struct metrics *m)
     sbuf_appendf(b, "webhook_bridge_producer_queue_messages %zu\n", g.queue_msgs);
     family(b, "flows_loaded", "gauge", "Flows loaded.");
     sbuf_appendf(b, "webhook_bridge_flows_loaded %zu\n", g.flows);
+    family(b, "triggers_disabled", "gauge", "Triggers stopAfter disabled (409 until re-enabled).");
+    sbuf_appendf(b, "webhook_bridge_triggers_disabled %zu\n", g.disabled);
+    family(b, "waiting_requests", "gauge",
+           "wait: true requests acknowledged and waiting for their execution's end.");
+    sbuf_appendf(b, "webhook_bridge_waiting_requests %zu\n", g.waiting);
 }
 
 static void render_kafka(struct sbuf *b, const struct metrics *m)

@@ -29,6 +29,8 @@ struct metrics_gauges {
     size_t in_flight_bytes; /* bytes of their messages */
     size_t queue_msgs;      /* messages in the producer's queue (librdkafka outq) */
     size_t flows;           /* flows loaded */
+    size_t disabled;        /* triggers stopAfter disabled */
+    size_t waiting;         /* wait: true requests waiting for their execution's end */
 };
 
 /** Called at render time on the loop's thread to read the live gauges. */

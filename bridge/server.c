@@ -23,6 +23,7 @@
 #include <event2/util.h>
 
 #include "conn.h"
+#include "execstate.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -35,6 +36,8 @@ struct srv {
     struct hook_ctx *hook;
     struct pub *pub;
     struct conns *conns;      /* every client connection: framing check, timeouts, cap */
+    struct xs *xs;            /* execution states, for wait: true; NULL: wait is not honoured */
+    size_t waiting;           /* acknowledged wait: true requests waiting for their execution */
     size_t in_flight;
     size_t in_flight_bytes;
     size_t writing;           /* answers handed to evhttp and not yet written out */
@@ -103,7 +106,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
  */
 static void check_drained(struct srv *s)
 {
-    if (!s->draining || s->in_flight > 0 || !s->on_drained) {
+    if (!s->draining || s->in_flight > 0 || s->waiting > 0 || !s->on_drained) {
         return;
     }
     if (s->writing == 0) {
@@ -274,6 +277,9 @@ static void unwatch(struct hook_req *hr)
     }
 }
 
+static void forget_waiter(struct srv *s, struct hook_req *hr);
+static void drop_client(struct hook_req *hr);
+
 static void on_conn_close(void *arg)
 {
     struct hook_req *hr = arg;
@@ -282,6 +288,9 @@ static void on_conn_close(void *arg)
     unwatch(hr);
     hr->conn = NULL;
     hr->client_gone = true;
+    if (hr->delivered) {
+        forget_waiter(hr->owner, hr);
+    }
 }
 
 /*
@@ -297,6 +306,15 @@ static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
     (void)what;
     hr->client_gone = true;
     unwatch(hr);
+    /*
+     * A wait: true request whose message is in Kafka has nothing left to say to a client that is
+     * gone, and may wait up to limits.wait_timeout_ms: close the connection and free it all now.
+     */
+    if (hr->delivered && hr->conn) {
+        drop_client(hr);
+        log_kv(LOG_INFO, "client left while waiting; wait released", "execution", hr->id, NULL);
+        forget_waiter(hr->owner, hr);
+    }
 }
 
 static void watch_client(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
@@ -317,6 +335,95 @@ static void count(struct srv *s, struct metrics_flow *mf, enum hook_verdict v)
 {
     if (s->metrics) {
         metrics_answer(s->metrics, mf, v);
+    }
+}
+
+/* ==== wait: true ==== */
+
+static void send_end(struct srv *s, struct evhttp_request *req, struct hook_req *hr)
+{
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    if (hr->end_body.len > 0) {
+        evhttp_add_header(oh, "Content-Type", hr->end_type);
+        evbuffer_add(evhttp_request_get_output_buffer(req), hr->end_body.data, hr->end_body.len);
+    }
+    if (s->draining) {
+        evhttp_add_header(oh, "Connection", "close");
+    }
+    s->writing++;
+    evhttp_request_set_on_complete_cb(req, on_reply_written, s);
+    /* NULL: libevent's standard reason phrase for the status (responseCode may be anything). */
+    evhttp_send_reply(req, hr->end_status, NULL, NULL);
+}
+
+/* A waiting request is done: answered, or its client left. */
+static void forget_waiter(struct srv *s, struct hook_req *hr)
+{
+    xs_wait_free(hr->wait);
+    hr->wait = NULL;
+    unwatch(hr);
+    s->waiting--;
+    hook_req_free(hr);
+    check_drained(s);
+}
+
+/* Closes a waiting request's connection: its client is gone, nothing more will be written. */
+static void drop_client(struct hook_req *hr)
+{
+    struct srv *s = hr->owner;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(hr->conn);
+    conns_set_close_hook(s->conns, evcon, NULL, NULL);
+    hr->conn = NULL;
+    evhttp_connection_free(evcon);
+}
+
+static void log_end(const struct hook_req *hr);
+
+/* Sends the prepared answer of an acknowledged, ended request (if its client is there), frees. */
+static void answer_waiter(struct srv *s, struct hook_req *hr)
+{
+    log_end(hr);
+    if (hr->conn) {
+        struct evhttp_request *req = hr->conn;
+        conns_set_close_hook(s->conns, evhttp_request_get_connection(req), NULL, NULL);
+        hr->conn = NULL;
+        send_end(s, req, hr);
+    }
+    forget_waiter(s, hr);
+}
+
+static void log_end(const struct hook_req *hr)
+{
+    char st[8];
+    snprintf(st, sizeof(st), "%d", hr->end_status);
+    log_kv(hr->end_status >= 500 ? LOG_INFO : LOG_DEBUG, "execution answered", "namespace",
+           hr->trigger->flow->ns, "flow", hr->trigger->flow->id, "execution", hr->id, "status",
+           st, NULL);
+}
+
+/*
+ * The execution ended (end NULL: the wait limit passed). The answer is built now; it is sent
+ * now if the message's acknowledgement came already, else by srv_on_delivery.
+ */
+static void on_end(void *opaque, const struct xs_end *end)
+{
+    struct hook_req *hr = opaque;
+    struct srv *s = hr->owner;
+    hr->wait = NULL;
+    hr->ended = true;
+    if (end) {
+        hr->end_status = hook_wait_answer(hr, s->cfg->tenant, end->state, end->failed,
+                                          end->outputs, &hr->end_body, &hr->end_type);
+    } else {
+        hr->end_status = 504;
+        hr->end_type = "application/json";
+        sbuf_appendf(&hr->end_body,
+                     "{\"message\":\"Gateway Timeout: execution %s did not end within %ld ms; "
+                     "it goes on\",\"id\":\"%s\"}",
+                     hr->id, s->cfg->limits.wait_timeout_ms, hr->id);
+    }
+    if (hr->delivered) {
+        answer_waiter(s, hr);
     }
 }
 
@@ -345,6 +452,13 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
     s->in_flight++;
     s->in_flight_bytes += len;
     watch_client(s, req, hr);
+    /*
+     * The wait starts before the acknowledgement: the executor may read the message, and its end
+     * may reach us, before librdkafka's delivery report does.
+     */
+    if (s->xs && hr->trigger->wait) {
+        hr->wait = xs_wait_new(s->xs, hr->id, s->cfg->limits.wait_timeout_ms, on_end, hr);
+    }
 }
 
 /*
@@ -486,6 +600,27 @@ static void log_outcome(const struct hook_req *hr, int status, const char *reaso
            st, "latency_ms", lat, "kafka", reason, NULL);
 }
 
+/*
+ * A wait: true message is in Kafka. The request now waits for its execution's end, unless the
+ * end (or the wait limit) came first, or the client left: then it is answered or freed now.
+ */
+static void wait_delivered(struct srv *s, struct hook_req *hr)
+{
+    s->in_flight--;
+    s->in_flight_bytes -= hr->size;
+    s->waiting++;
+    hr->delivered = true;
+    if (hr->ended) {
+        answer_waiter(s, hr);
+    } else if (!hr->conn) {
+        forget_waiter(s, hr);
+    } else if (hr->client_gone) {
+        /* The client hung up before the acknowledgement: nobody is left to wait for. */
+        drop_client(hr);
+        forget_waiter(s, hr);
+    }
+}
+
 void srv_on_delivery(void *opaque, enum pub_result result, const char *reason)
 {
     struct hook_req *hr = opaque;
@@ -497,6 +632,12 @@ void srv_on_delivery(void *opaque, enum pub_result result, const char *reason)
         [PUB_TOPIC_FAILED] = HOOK_TOPIC_FAILED,
     };
     enum hook_verdict v = verdicts[result];
+    if (v == HOOK_DELIVERED && (hr->wait || hr->ended)) {
+        wait_delivered(s, hr);
+        return;
+    }
+    xs_wait_free(hr->wait);
+    hr->wait = NULL;
     unwatch(hr);
     log_outcome(hr, hook_answer(v)->status, reason);
     if (s->metrics && hr->metrics) {
@@ -687,6 +828,11 @@ size_t srv_in_flight_bytes(const struct srv *s)
     return s->in_flight_bytes;
 }
 
+void srv_set_states(struct srv *s, struct xs *xs)
+{
+    s->xs = xs;
+}
+
 const char *srv_address(const struct srv *s)
 {
     return s->addr;
@@ -707,6 +853,8 @@ void srv_drain(struct srv *s, void (*on_drained)(void *arg), void *arg)
         s->bound = NULL;
         s->listener = NULL; /* freed with the bound socket */
     }
+    /* Waiting requests get their 504 now: the bridge does not outlive their executions. */
+    xs_expire_all(s->xs);
     check_drained(s);
 }
 

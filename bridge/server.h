@@ -50,6 +50,13 @@ void srv_set_metrics(struct srv *s, struct metrics *m);
 struct evconnlistener *srv_listen(struct event_base *base, const char *listen, bool reuseport,
                                   char *addr, size_t addrsz, char *err, size_t errsz);
 
+struct xs;
+/**
+ * The execution-state follower (execstate.h) that `wait: true` requests wait on; set once, before
+ * the loop runs. Borrowed. Without it, wait is ignored (the answer comes at the delivery).
+ */
+void srv_set_states(struct srv *s, struct xs *xs);
+
 /** "HOST:PORT" actually bound (the real port when the config asked for port 0). */
 const char *srv_address(const struct srv *s);
 
@@ -57,8 +64,9 @@ const char *srv_address(const struct srv *s);
 void srv_on_delivery(void *opaque, enum pub_result result, const char *reason);
 
 /**
- * Stops accepting connections; requests already accepted still get their real outcome. When the
- * last one is answered, on_drained(arg) runs (at once when none is in flight).
+ * Stops accepting connections; requests already accepted still get their real outcome, except
+ * that `wait: true` requests waiting for their execution's end get 504 with the execution id at
+ * once. When the last one is answered, on_drained(arg) runs (at once when none is in flight).
  */
 void srv_drain(struct srv *s, void (*on_drained)(void *arg), void *arg);
 

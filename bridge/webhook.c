@@ -5,11 +5,15 @@
  */
 #include "webhook.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
+#include "execstate.h"
+#include "expr.h"
 #include "log.h"
 #include "pack.h"
 #include "proto.h"
@@ -76,6 +80,7 @@ struct group {
 struct hook_ctx {
     const struct route_table *rt;
     struct flow_set *fs; /* the set rt was built from, or NULL; requests reference it */
+    const struct xs *xs;       /* the stopAfter disabled set; NULL: none */
     char *tenant;
     int compat;
     struct pack_parser *pp;
@@ -103,6 +108,11 @@ struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant, 
     msgpack_sbuffer_init(&ctx->vars);
     msgpack_zone_init(&ctx->zone, 16384);
     return ctx;
+}
+
+void hook_ctx_set_states(struct hook_ctx *ctx, const struct xs *xs)
+{
+    ctx->xs = xs;
 }
 
 void hook_ctx_free(struct hook_ctx *ctx)
@@ -136,6 +146,7 @@ struct hook_req *hook_req_new(void)
 {
     struct hook_req *hr = xcalloc(1, sizeof(*hr));
     msgpack_sbuffer_init(&hr->msg);
+    sbuf_init(&hr->end_body);
     return hr;
 }
 
@@ -146,6 +157,7 @@ void hook_req_free(struct hook_req *hr)
     }
     msgpack_sbuffer_destroy(&hr->msg);
     flow_set_free(hr->flows);
+    sbuf_deinit(&hr->end_body);
     xfree(hr);
 }
 
@@ -602,7 +614,7 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     if (trig->flow->disabled) {
         return hr->verdict = HOOK_FLOW_DISABLED;
     }
-    if (trig->disabled) {
+    if (trig->disabled || xs_is_disabled(ctx->xs, ctx->tenant, trig)) {
         return hr->verdict = HOOK_TRIGGER_DISABLED;
     }
     /* The path segments are no longer needed: the query may reuse the scratch buffer. */
@@ -628,7 +640,9 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
     return hr->verdict = HOOK_ACCEPTED;
 }
 
-void hook_success_body(const struct hook_req *hr, const char *tenant, struct sbuf *b)
+/* The execution answer: Kestra's WebhookResponse without labels and url. */
+static void execution_body(const struct hook_req *hr, const char *tenant, const char *state,
+                           struct sbuf *b)
 {
     const struct flow_trigger *trig = hr->trigger;
     sbuf_append_cstr(b, "{\"id\":");
@@ -641,5 +655,182 @@ void hook_success_body(const struct hook_req *hr, const char *tenant, struct sbu
     sbuf_append_json_str(b, tenant, strlen(tenant));
     sbuf_append_cstr(b, ",\"trigger\":{\"id\":");
     sbuf_append_json_str(b, trig->id, strlen(trig->id));
-    sbuf_append_cstr(b, ",\"type\":\"" FLOW_TRIGGER_TYPE "\"},\"state\":{\"current\":\"CREATED\"}}");
+    sbuf_append_cstr(b, ",\"type\":\"" FLOW_TRIGGER_TYPE "\"},\"state\":{\"current\":");
+    sbuf_append_json_str(b, state, strlen(state));
+    sbuf_append_cstr(b, "}}");
 }
+
+void hook_success_body(const struct hook_req *hr, const char *tenant, struct sbuf *b)
+{
+    execution_body(hr, tenant, "CREATED", b);
+}
+
+/* ==== wait: true answers ==== */
+
+/* A msgpack value as compact JSON (bin and ext, which outputs never hold, print as null). */
+static void json_value(const msgpack_object *o, struct sbuf *b)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_BOOLEAN:
+        sbuf_append_cstr(b, o->via.boolean ? "true" : "false");
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        sbuf_appendf(b, "%llu", (unsigned long long)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        sbuf_appendf(b, "%lld", (long long)o->via.i64);
+        break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (isfinite(o->via.f64)) {
+            sbuf_appendf(b, "%.17g", o->via.f64);
+        } else {
+            sbuf_append_cstr(b, "null");
+        }
+        break;
+    case MSGPACK_OBJECT_STR:
+        sbuf_append_json_str(b, o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        sbuf_append_cstr(b, "[");
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            sbuf_append_cstr(b, i ? "," : "");
+            json_value(&o->via.array.ptr[i], b);
+        }
+        sbuf_append_cstr(b, "]");
+        break;
+    case MSGPACK_OBJECT_MAP:
+        sbuf_append_cstr(b, "{");
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            sbuf_append_cstr(b, i ? "," : "");
+            json_value(&o->via.map.ptr[i].key, b);
+            sbuf_append_cstr(b, ":");
+            json_value(&o->via.map.ptr[i].val, b);
+        }
+        sbuf_append_cstr(b, "}");
+        break;
+    default:
+        sbuf_append_cstr(b, "null");
+        break;
+    }
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/*
+ * responseCode, rendered against the finished execution: `execution` is {id, namespace, flowId,
+ * tenantId, state: {current}, outputs} (outputs {} when there are none). -1 when it fails.
+ */
+static int render_code(const struct hook_req *hr, const char *tenant, const char *state,
+                       const msgpack_object *outputs)
+{
+    const struct flow_trigger *tr = hr->trigger;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    msgpack_object exec;
+    struct sbuf out;
+    char why[160] = "";
+    size_t off = 0;
+    int code = -1;
+
+    msgpack_sbuffer_init(&sb);
+    sbuf_init(&out);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    pack_cstr(&pk, "id");
+    msgpack_pack_str_with_body(&pk, hr->id, HOOK_ID_LEN);
+    pack_cstr(&pk, "namespace");
+    pack_cstr(&pk, tr->flow->ns);
+    pack_cstr(&pk, "flowId");
+    pack_cstr(&pk, tr->flow->id);
+    pack_cstr(&pk, "tenantId");
+    pack_cstr(&pk, tenant);
+    pack_cstr(&pk, "state");
+    msgpack_pack_map(&pk, 1);
+    pack_cstr(&pk, "current");
+    pack_cstr(&pk, state);
+    pack_cstr(&pk, "outputs");
+    if (outputs) {
+        msgpack_pack_object(&pk, *outputs);
+    } else {
+        msgpack_pack_map(&pk, 0);
+    }
+    if (!zone || msgpack_unpack(sb.data, sb.size, &off, zone, &exec) != MSGPACK_UNPACK_SUCCESS) {
+        goto out;
+    }
+    struct expr_env env = {
+        .flow_id = strv_of(tr->flow->id),
+        .ns = strv_of(tr->flow->ns),
+        .tenant = strv_of(tenant),
+        .execution_id = {hr->id, HOOK_ID_LEN},
+        .labels = tr->flow->labels.type == MSGPACK_OBJECT_MAP ? &tr->flow->labels : NULL,
+        .execution = &exec,
+    };
+    if (expr_render(tr->response_code, &env, &out, why, sizeof(why)) < 0) {
+        log_kv(LOG_WARN, "responseCode did not render", "execution", hr->id, "error", why, NULL);
+        goto out;
+    }
+    sbuf_append(&out, "", 1);
+    char *end;
+    const char *p = out.data;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+        p++;
+    }
+    long v = strtol(p, &end, 10);
+    while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r') {
+        end++;
+    }
+    if (end != p && *end == '\0' && v >= 100 && v <= 599) {
+        code = (int)v;
+    } else {
+        log_kv(LOG_WARN, "responseCode is not an HTTP status", "execution", hr->id, NULL);
+    }
+out:
+    sbuf_deinit(&out);
+    msgpack_sbuffer_destroy(&sb);
+    if (zone) {
+        msgpack_zone_free(zone);
+    }
+    return code;
+}
+
+int hook_wait_answer(const struct hook_req *hr, const char *tenant, const char *state,
+                     bool failed, const msgpack_object *outputs, struct sbuf *b,
+                     const char **content_type)
+{
+    const struct flow_trigger *tr = hr->trigger;
+    int status = failed ? 500 : 200;
+
+    if (tr->response_code) {
+        status = render_code(hr, tenant, state, outputs);
+        if (status < 0) {
+            *content_type = "application/json";
+            sbuf_append_cstr(b, "{\"message\":\"Internal Server Error: responseCode did not "
+                                "render to an HTTP status\"}");
+            return 500;
+        }
+    }
+    *content_type = "application/json";
+    if (!tr->return_outputs) {
+        execution_body(hr, tenant, state, b);
+        return status;
+    }
+    if (!outputs) {
+        return status;
+    }
+    if (tr->text_plain) {
+        *content_type = "text/plain";
+        if (outputs->via.map.size == 1 && outputs->via.map.ptr[0].val.type == MSGPACK_OBJECT_STR) {
+            const msgpack_object *v = &outputs->via.map.ptr[0].val;
+            sbuf_append(b, v->via.str.ptr, v->via.str.size);
+            return status;
+        }
+    }
+    json_value(outputs, b);
+    return status;
+}
+

@@ -86,6 +86,13 @@ void hook_ctx_free(struct hook_ctx *ctx);
  */
 void hook_ctx_set_routes(struct hook_ctx *ctx, const struct route_table *rt, struct flow_set *fs);
 
+struct xs;
+/**
+ * The disabled set of stopAfter (execstate.h), borrowed: a trigger in it answers 409 like one
+ * with `disabled: true`. NULL (the default) disables nothing.
+ */
+void hook_ctx_set_states(struct hook_ctx *ctx, const struct xs *xs);
+
 #define HOOK_ID_LEN 22
 
 /**
@@ -101,6 +108,12 @@ struct hook_req {
     void *conn;
     void *owner;      /* the server that accepted it */
     void *watch;      /* the server's watch for the client hanging up while we wait */
+    void *wait;       /* wait: true: the execstate wait (struct xs_wait *) until the end comes */
+    bool delivered;   /* wait: true: acknowledged, now waiting for the execution's end */
+    bool ended;       /* wait: true: the answer below is ready (end, or the wait limit) */
+    int end_status;   /* wait: true: the answer once ended */
+    const char *end_type;
+    struct sbuf end_body;
     bool client_gone; /* the client closed its side before the answer */
     size_t size;      /* bytes of the message handed to Kafka */
     long long start_us;
@@ -120,6 +133,20 @@ enum hook_verdict hook_process(struct hook_ctx *ctx, const struct hook_input *in
 
 /** Appends the 200 body (Kestra's execution answer) for an accepted request to b. */
 void hook_success_body(const struct hook_req *hr, const char *tenant, struct sbuf *b);
+
+/**
+ * The answer to a `wait: true` request once its execution ended (Kestra 1.x, reference §2.5):
+ * the status is the trigger's rendered responseCode when it has one, else 500 for FAILED and 200
+ * otherwise. The body is the execution answer with its final state, or with returnOutputs the
+ * flow outputs as JSON (nothing when there are none); with responseContentType text/plain, an
+ * outputs map of exactly one string is sent as that string (Kestra sends the JSON of the map
+ * with a text/plain header: issue #19706, a difference we document). `outputs` may be NULL.
+ * Appends the body to b, sets *content_type (static) and returns the status. A responseCode that
+ * fails to render or is not an integer from 100 to 599 gives 500 with a JSON message.
+ */
+int hook_wait_answer(const struct hook_req *hr, const char *tenant, const char *state,
+                     bool failed, const msgpack_object *outputs, struct sbuf *b,
+                     const char **content_type);
 
 /** Writes a new Kestra-style execution id: a random 128-bit value in base62, 22 characters. */
 void hook_new_id(char out[HOOK_ID_LEN + 1]);

@@ -83,6 +83,11 @@ def proto_decode_bin():
     return _binary("PROTO_DECODE_BIN", "proto/proto-decode")
 
 
+@pytest.fixture(scope="session")
+def executor_bin():
+    return _binary("EXECUTOR_BIN", "proto/webhook-bridge-executor")
+
+
 # ==== Failure reports: attach the logs of what a test started ====
 
 
@@ -611,6 +616,94 @@ def names():
 def bridge(bridge_factory, names):
     """A bridge with one flow: names.ns / names.flow, trigger "hook", key names.key."""
     return bridge_factory.start([webhook_flow(names.ns, names.flow, names.key)])
+
+
+# ==== The reference executor (proto/executor.c) ====
+
+STATE_CONTENT_TYPE_V1 = "application/vnd.webhook-bridge.execution-state.v1+msgpack"
+
+
+class Executor:
+    """One webhook-bridge-executor process; its log is attached to a failing test's report."""
+
+    label = "webhook-bridge-executor"
+
+    def __init__(self, binary, workdir, args):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / "executor.log"
+        self._log = open(self.log_path, "wb")
+        self.argv = [binary] + args
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+
+    def read_log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError as e:
+            return f"(cannot read: {e})"
+
+    def stop(self):
+        """SIGTERM, bounded wait; returns the exit code (None after a SIGKILL)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                self._log.close()
+                return None
+        self._log.close()
+        return self.proc.returncode
+
+
+class ExecutorFactory:
+    """start(ns, state_topic, outcomes={flow: STATE}, outputs={flow: dict}, group=None, args=[...]):
+    an executor in a group of its own (unless group is given) that consumes only the flow topics
+    of namespace ns. Start it after the flow topics exist (after a first accepted call)."""
+
+    def __init__(self, binary, kafka, tmp_path, request):
+        self.binary = binary
+        self.kafka = kafka
+        self.tmp_path = tmp_path
+        self.request = request
+        self.executors = []
+
+    def start(self, ns, state_topic, outcomes=None, outputs=None, group=None, args=None):
+        argv = ["--bootstrap-servers", self.kafka.bootstrap,
+                "--group", group or f"it-exec-{uid()}",
+                "--topic-regex", "^" + re.escape(default_topic(ns, "")) + ".*",
+                "--state-topic", state_topic,
+                "-X", "log_level=3",
+                # The mock cluster keeps the member of a join made before any topic matched the
+                # regex until its session times out, and waits for it at the next rebalance: keep
+                # that short, and start executors after the flow topics exist.
+                "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"]
+        for flow, state in (outcomes or {}).items():
+            argv += ["--outcome", f"{ns}/{flow}={state}"]
+        for flow, out in (outputs or {}).items():
+            argv += ["--outputs", f"{ns}/{flow}={json.dumps(out)}"]
+        argv += list(args or [])
+        x = Executor(self.binary, self.tmp_path / f"executor{len(self.executors)}", argv)
+        self.executors.append(x)
+        _register_log(self.request, x)
+        return x
+
+    def stop_all(self):
+        problems = []
+        for x in self.executors:
+            rc = x.stop()
+            if rc != 0:
+                problems.append(f"executor exited {rc} after SIGTERM; log:\n{x.read_log()}")
+        return problems
+
+
+@pytest.fixture
+def executor_factory(executor_bin, kafka, tmp_path, request):
+    f = ExecutorFactory(executor_bin, kafka, tmp_path, request)
+    yield f
+    problems = f.stop_all()
+    assert not problems, "\n".join(problems)
 
 
 # ==== Typed comparison ====

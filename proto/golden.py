@@ -85,7 +85,62 @@ def vectors():
         OMap([("X-H%02d" % i, ["v%d" % i]) for i in range(17)]),
         OMap([("p", ["x" * 40])]),
         OMap([("k%02d" % i, i * 1000) for i in range(17)] + [("long", "abcdefghij" * 30)]))
+    v.update(state_vectors())
     return v
+
+
+def exec_state(eid, ns, flow, trigger_id, state, time, outputs=ABSENT):
+    m = OMap([
+        ("formatVersion", 1),
+        ("message", "executionState"),
+        ("id", eid),
+        ("tenantId", "main"),
+        ("namespace", ns),
+        ("flowId", flow),
+        ("triggerId", trigger_id),
+        ("state", state),
+        ("time", time),
+    ])
+    if outputs is not ABSENT:
+        m.append(("outputs", outputs))
+    return m
+
+
+def trigger_state(ns, flow, trigger_id, time, execution_id=None, state=None):
+    m = OMap([
+        ("formatVersion", 1),
+        ("message", "triggerState"),
+        ("tenantId", "main"),
+        ("namespace", ns),
+        ("flowId", flow),
+        ("triggerId", trigger_id),
+        ("disabled", execution_id is not None),
+    ])
+    if execution_id is not None:
+        m += [("executionId", execution_id), ("state", state)]
+    m.append(("time", time))
+    return m
+
+
+def state_vectors():
+    """SPEC-STATE.md section 5: execution-state events and trigger-state records."""
+    return {
+        "state_running": exec_state("4wjtEiJZgcJ8jQ7ZAH8Gtq", "company.team", "github-push",
+                                    "on-push", "RUNNING", "2026-11-27T14:20:19.200Z"),
+        "state_success": exec_state(
+            "4wjtEiJZgcJ8jQ7ZAH8Gtq", "company.team", "github-push", "on-push", "SUCCESS",
+            "2026-11-27T14:20:21.005Z",
+            OMap([("status", "deployed"), ("count", 3), ("ratio", 0.5), ("tags", ["a", "b"]),
+                  ("detail", OMap([("ok", True), ("none", None)])),
+                  ("text", "Zo\u00eb \u2014 \U0001f389")])),
+        "state_failed": exec_state("0000000000000000000001", "ops", "batch-import", "import",
+                                   "FAILED", "2024-02-29T23:59:59.999Z"),
+        "trigger_disabled": trigger_state("ops", "batch-import", "import",
+                                          "2024-02-29T23:59:59.999Z",
+                                          "0000000000000000000001", "FAILED"),
+        "trigger_enabled": trigger_state("ops", "batch-import", "import",
+                                         "2024-03-01T08:00:00.000Z"),
+    }
 
 
 # ---- msgpack ----
@@ -218,6 +273,18 @@ class Checker:
             (b"", b"proto-decode: truncated message: input ends inside a value\n"),
             (b"\xc1", b"proto-decode: not valid msgpack\n"),
             (b"\x80", b"proto-decode: valid msgpack, but not the message SPEC.md describes\n"),
+        ]
+        shape = b"proto-decode: valid msgpack, but not the message SPEC.md describes\n"
+        running = read(os.path.join(self.dir, "state_running.msgpack"))
+        cases += [
+            (running[:-1], b"proto-decode: truncated message: input ends inside a value\n"),
+            # "message": "executionState" -> "executionStat_": a kind nobody knows
+            (running.replace(b"executionState", b"executionStat_"), shape),
+            # RUNNING with outputs: outputs belong to terminal states only
+            (running[:1].replace(b"\x89", b"\x8a") + running[1:] + b"\xa7outputs\x80", shape),
+            # formatVersion 2 of an execution-state event
+            (running.replace(b"\xadformatVersion\x01", b"\xadformatVersion\x02"),
+             b"proto-decode: unsupported formatVersion\n"),
         ]
         for data, err in cases:
             r = run(self.tool, [], data)

@@ -1,5 +1,6 @@
 /*
- * proto-decode.c: reads webhook-bridge messages (SPEC.md), validates each with proto_decode and
+ * proto-decode.c: reads webhook-bridge messages (SPEC.md, SPEC-STATE.md), validates each with its
+ * decoder (proto_decode, proto_exec_state_decode, proto_trigger_state_decode) and
  * prints it as one line of canonical JSON (SPEC.md §8), for operators and integration tests.
  * A cold path: it reads the whole input into memory and favours clarity over speed.
  */
@@ -18,6 +19,8 @@ static const char usage[] =
     "Reads one webhook-bridge message (msgpack, see proto/SPEC.md) from FILE, or from standard\n"
     "input when FILE is missing or '-', validates it and prints it as one line of JSON: keys in\n"
     "message order, compact, UTF-8; floats keep a fraction or exponent, bin becomes base64.\n"
+    "The message may be a trigger message (SPEC.md), an execution-state event or a trigger-state\n"
+    "record (SPEC-STATE.md): the root key \"message\" tells which, and its decoder validates it.\n"
     "\n"
     "  --stream   the input holds any number of concatenated messages: print one line each\n"
     "  --help     show this text\n"
@@ -199,18 +202,53 @@ static int print_value(struct printer *p, const msgpack_object *o)
 
 /* ==== Messages ==== */
 
+/*
+ * Validates one message with the decoder its root key "message" names (SPEC-STATE.md §1), then
+ * unpacks it into `zone` for printing. The decoders' own views are not reused, so that all three
+ * messages print through the same path.
+ */
+static int validate(const char *buf, size_t len)
+{
+    struct proto_decoded d;
+    struct proto_exec_state_decoded e;
+    struct proto_trigger_state t;
+    int rc;
+
+    switch (proto_message_kind(buf, len)) {
+    case PROTO_KIND_EXEC_STATE:
+        rc = proto_exec_state_decode(buf, len, &e);
+        proto_exec_state_deinit(&e);
+        return rc;
+    case PROTO_KIND_TRIGGER_STATE:
+        return proto_trigger_state_decode(buf, len, &t);
+    case PROTO_KIND_TRIGGER:
+        rc = proto_decode(buf, len, &d);
+        proto_decoded_deinit(&d);
+        return rc;
+    default:
+        return PROTO_ESHAPE;
+    }
+}
+
 /* Decodes and prints one message. The line is built in memory so that a failure prints nothing. */
 static int print_message(const char *buf, size_t len)
 {
-    struct proto_decoded d;
+    msgpack_zone zone;
+    msgpack_object root;
     struct printer p = {NULL, NULL};
     char *line = NULL;
-    size_t line_len = 0;
-    int rc = proto_decode(buf, len, &d);
+    size_t line_len = 0, off = 0;
+    bool zone_live = false;
+    int rc = validate(buf, len);
     int status = 1;
 
     if (rc != PROTO_OK) {
         fprintf(stderr, "proto-decode: %s\n", proto_strerror(rc));
+        goto out;
+    }
+    zone_live = msgpack_zone_init(&zone, MSGPACK_ZONE_CHUNK_SIZE);
+    if (!zone_live || msgpack_unpack(buf, len, &off, &zone, &root) != MSGPACK_UNPACK_SUCCESS) {
+        fprintf(stderr, "proto-decode: %s\n", proto_strerror(PROTO_ENOMEM));
         goto out;
     }
     p.f = open_memstream(&line, &line_len);
@@ -218,7 +256,7 @@ static int print_message(const char *buf, size_t len)
         fprintf(stderr, "proto-decode: %s\n", strerror(errno));
         goto out;
     }
-    if (print_value(&p, &d.root) != 0) {
+    if (print_value(&p, &root) != 0) {
         fprintf(stderr, "proto-decode: %s\n", p.err);
         goto out;
     }
@@ -231,7 +269,9 @@ out:
         fclose(p.f);
     }
     free(line);
-    proto_decoded_deinit(&d);
+    if (zone_live) {
+        msgpack_zone_destroy(&zone);
+    }
     return status;
 }
 

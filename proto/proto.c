@@ -3,6 +3,7 @@
  * No I/O, no global state; every function may run on any thread.
  */
 #include "proto.h"
+#include "proto_int.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -884,6 +885,61 @@ out:
         sb->size = start;
     }
     return rc;
+}
+
+/* ==== Shared with proto_state.c (proto_int.h) ==== */
+
+int proto_check_value_(const void *buf, size_t len, unsigned depth, size_t *used)
+{
+    struct cur c = {buf, len, 0};
+    int rc = skip_value(&c, depth);
+
+    *used = c.off;
+    return rc;
+}
+
+bool proto_id_valid_(const char *s, size_t n)
+{
+    return id_valid((const uint8_t *)s, n);
+}
+
+bool proto_time_valid_(const char *s, size_t n)
+{
+    return time_valid((const uint8_t *)s, n);
+}
+
+bool proto_utf8_valid_(const char *s, size_t n)
+{
+    return utf8_valid((const uint8_t *)s, n);
+}
+
+bool proto_root_value_(const void *buf, size_t len, const char *key, size_t *start, size_t *end)
+{
+    struct cur c = {buf, len, 0};
+    struct item it, k;
+
+    if (read_item(&c, &it) != PROTO_OK || it.kind != K_MAP) {
+        return false;
+    }
+    for (uint64_t i = 0; i < it.n; i++) {
+        size_t at = c.off;
+        bool match = read_item(&c, &k) == PROTO_OK && item_is(&k, key);
+        if (!match) {
+            c.off = at;
+            if (skip_value(&c, 1) != PROTO_OK) {
+                return false;
+            }
+        }
+        *start = c.off;
+        if (skip_value(&c, 1) != PROTO_OK) {
+            return false;
+        }
+        if (match) {
+            *end = c.off;
+            return true;
+        }
+    }
+    return false;
 }
 
 /* ==== Errors ==== */

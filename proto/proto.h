@@ -143,4 +143,151 @@ int proto_value_len(const void *buf, size_t len, size_t *msg_len);
 /** Static text for a result code (a generic text for unknown codes). */
 const char *proto_strerror(int rc);
 
+/* ==== Execution-state events and trigger-state records (SPEC-STATE.md) ==== */
+
+/*
+ * Two more messages travel on their own topics, each with its own content type and its own
+ * formatVersion (1). Both carry the root key "message" naming what they are, so that a reader
+ * that meets a record without its headers can still tell the three messages apart
+ * (proto_message_kind); the trigger message has no such key.
+ */
+#define PROTO_STATE_FORMAT_VERSION 1
+#define PROTO_STATE_CONTENT_TYPE "application/vnd.webhook-bridge.execution-state.v1+msgpack"
+#define PROTO_STATE_MESSAGE "executionState"
+#define PROTO_TRIGGER_STATE_CONTENT_TYPE "application/vnd.webhook-bridge.trigger-state.v1+msgpack"
+#define PROTO_TRIGGER_STATE_MESSAGE "triggerState"
+
+/** Documented default topics: executors publish states here; bridges keep disabled triggers. */
+#define PROTO_STATE_TOPIC_DEFAULT "webhooks.executions.state"
+#define PROTO_TRIGGERS_TOPIC_DEFAULT "webhooks.triggers.state"
+
+/** Which message a buffer holds, judged by its root key "message" only (nothing validated). */
+enum proto_kind {
+    PROTO_KIND_UNKNOWN = 0,   /* not a map, or a "message" value this library does not know */
+    PROTO_KIND_TRIGGER,       /* no "message" key: the trigger message of SPEC.md */
+    PROTO_KIND_EXEC_STATE,    /* "message": "executionState" */
+    PROTO_KIND_TRIGGER_STATE, /* "message": "triggerState" */
+};
+
+/** Never fails: a buffer that is not even msgpack is PROTO_KIND_TRIGGER (its decoder says why). */
+enum proto_kind proto_message_kind(const void *buf, size_t len);
+
+/** Kestra's State.Type names (core/.../models/flows/State.java, newest version). */
+enum proto_state {
+    PROTO_STATE_UNKNOWN = 0, /* a name this library does not know: treated as not terminal */
+    PROTO_STATE_CREATED,
+    PROTO_STATE_SUBMITTED,
+    PROTO_STATE_RUNNING,
+    PROTO_STATE_PAUSED,
+    PROTO_STATE_RESTARTED,
+    PROTO_STATE_KILLING,
+    PROTO_STATE_SUCCESS,
+    PROTO_STATE_WARNING,
+    PROTO_STATE_FAILED,
+    PROTO_STATE_KILLED,
+    PROTO_STATE_CANCELLED,
+    PROTO_STATE_QUEUED,
+    PROTO_STATE_RETRYING,
+    PROTO_STATE_RETRIED,
+    PROTO_STATE_SKIPPED,
+    PROTO_STATE_BREAKPOINT,
+    PROTO_STATE_RESUBMITTED,
+    PROTO_STATE_COUNT_,
+};
+
+/** The state named by the n bytes at s (exact, case-sensitive), or PROTO_STATE_UNKNOWN. */
+enum proto_state proto_state_from_name(const char *s, size_t n);
+
+/** The State.Type name, or NULL for PROTO_STATE_UNKNOWN and out-of-range values. */
+const char *proto_state_name(enum proto_state st);
+
+/**
+ * Kestra's terminated states: FAILED, WARNING, SUCCESS, KILLED, CANCELLED, RETRIED, SKIPPED,
+ * RESUBMITTED. Only these may carry outputs, and only these can disable a trigger.
+ */
+bool proto_state_terminal(enum proto_state st);
+
+/**
+ * One execution-state event (value on the state topic; the record key is the execution id).
+ * Strings are borrowed and required, like struct proto_msg's: id a 22-character base62 id, time
+ * in receivedAt's format, state a State.Type name. outputs is one msgpack map with str keys
+ * (the flow's outputs), allowed only with a terminal state; ptr NULL means "no outputs".
+ */
+struct proto_exec_state {
+    struct proto_str id;         /* execution id, the trigger message's id */
+    struct proto_str tenant_id;  /* "tenantId" */
+    struct proto_str ns;         /* "namespace" */
+    struct proto_str flow_id;    /* "flowId" */
+    struct proto_str trigger_id; /* "triggerId": trigger.id of the trigger message */
+    struct proto_str state;      /* "state": a State.Type name */
+    struct proto_str time;       /* "time": when the execution entered the state */
+    struct proto_str outputs;    /* "outputs": msgpack map, or ptr NULL when absent */
+};
+
+/**
+ * Appends the event to sb. Returns PROTO_OK; PROTO_EINVAL when e breaks a rule of SPEC-STATE.md
+ * (an unknown state name included: producers write only names they know); PROTO_ENOMEM. On
+ * failure sb is left as it was.
+ */
+int proto_exec_state_encode(const struct proto_exec_state *e, msgpack_sbuffer *sb);
+
+/**
+ * A decoded event. e's strings point into the buffer given to the decoder (which must outlive
+ * it); root and outputs are views in the zone whose strings point into that buffer as well.
+ */
+struct proto_exec_state_decoded {
+    struct proto_exec_state e;
+    enum proto_state state; /* PROTO_STATE_UNKNOWN for a name this library does not know */
+    msgpack_zone zone;
+    msgpack_object root;
+    msgpack_object outputs; /* MSGPACK_OBJECT_NIL when absent */
+};
+
+/**
+ * Decodes and validates one event, with the same framing rules and codes as proto_decode:
+ * formatVersion 1, "message" PROTO_STATE_MESSAGE, every required key once with its type, a valid
+ * id and time, outputs (when present) a map with str keys and a terminal state. A state name
+ * this library does not know is accepted (Kestra adds states) and decodes as PROTO_STATE_UNKNOWN.
+ * On success call proto_exec_state_deinit(); on failure out holds nothing to free.
+ */
+int proto_exec_state_decode(const void *buf, size_t len, struct proto_exec_state_decoded *out);
+
+/** Frees what proto_exec_state_decode allocated and zeroes d. NULL is a no-op. */
+void proto_exec_state_deinit(struct proto_exec_state_decoded *d);
+
+/**
+ * One record of the compacted trigger-state topic, keyed by proto_trigger_key(). disabled true:
+ * the trigger was stopped by execution_id reaching state (its stopAfter) at time. disabled false:
+ * an operator enabled it again at time; execution_id and state are then absent (ptr NULL). A
+ * tombstone (null value) for the key also means "enabled". Strings borrowed, as above.
+ */
+struct proto_trigger_state {
+    struct proto_str tenant_id;
+    struct proto_str ns;
+    struct proto_str flow_id;
+    struct proto_str trigger_id;
+    bool disabled;
+    struct proto_str execution_id; /* required when disabled, absent otherwise */
+    struct proto_str state;        /* required when disabled (a terminal state), absent otherwise */
+    struct proto_str time;         /* required: when it was disabled or enabled */
+};
+
+/** Appends the record to sb; codes as proto_exec_state_encode. */
+int proto_trigger_state_encode(const struct proto_trigger_state *t, msgpack_sbuffer *sb);
+
+/**
+ * Decodes and validates one record into out, whose strings then point into buf. Codes as
+ * proto_decode. Allocates nothing: there is nothing to free.
+ */
+int proto_trigger_state_decode(const void *buf, size_t len, struct proto_trigger_state *out);
+
+/**
+ * Writes the record key "tenant/namespace/flowId/triggerId" (Kestra ids never contain '/') with
+ * a terminating NUL into key. Returns its length, or -ENOSPC (nothing useful written) when cap
+ * is too small.
+ */
+int proto_trigger_key(const struct proto_str *tenant_id, const struct proto_str *ns,
+                      const struct proto_str *flow_id, const struct proto_str *trigger_id,
+                      char *key, size_t cap);
+
 #endif

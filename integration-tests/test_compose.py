@@ -22,8 +22,9 @@ from conftest import Names, webhook_flow
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
-pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None,
-                                reason="docker-compose is not installed (apt-get install docker-compose)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose is not installed (apt-get install docker-compose)")
 
 
 @pytest.fixture(scope="module")
@@ -236,8 +237,10 @@ def health_command(services, admin_addr):
     test = services["bridge"]["healthcheck"]["test"]
     assert test[:3] == ["CMD", "bash", "-c"], test
     host, port = admin_addr.rsplit(":", 1)
-    script = test[3].replace("$$", "$").replace("/dev/tcp/127.0.0.1/8081", f"/dev/tcp/{host}/{port}")
-    assert script != test[3]
+    # docker-compose prints a literal $ as $$, as it must be written in the file.
+    script = test[3].replace("$$", "$")
+    script = script.replace("/dev/tcp/127.0.0.1/8081", f"/dev/tcp/{host}/{port}")
+    assert f"/dev/tcp/{host}/{port}" in script, test[3]
     return ["bash", "-c", script]
 
 

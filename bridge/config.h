@@ -53,8 +53,8 @@ struct cfg {
         char *bootstrap_servers;  /* "" or "embedded": start the in-process mock cluster */
         char *topic_template;     /* default "webhooks.{namespace}.{flowId}" */
         long delivery_timeout_ms; /* librdkafka message.timeout.ms; default 10000 */
-        char *state_topic;        /* execution-state events; default "webhooks.executions.state" */
-        char *triggers_topic;     /* compacted disabled-trigger records; "webhooks.triggers.state" */
+        char *state_topic;        /* execution-state events; default "webhook-bridge.execution-states" */
+        char *triggers_topic;     /* compacted disabled-trigger records; "webhook-bridge.trigger-states" */
         struct cfg_prop *properties;
         size_t nproperties;
         struct cfg_topic *topics;

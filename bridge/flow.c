@@ -960,8 +960,8 @@ static void warn_unused_overrides(const struct flow_set *fs, const struct cfg *c
 
 /*
  * A flow topic that is also the state or trigger-state topic would mix trigger messages with
- * the executors' reports (the default template makes namespace "executions" with flow "state"
- * land on webhooks.executions.state).
+ * the executors' reports. The defaults sit outside the default template's "webhooks." prefix
+ * (which the reference executor subscribes to), but either may be configured into it.
  */
 static void check_reserved(const struct flow_set *fs, const struct cfg *cfg, struct diag_list *dl)
 {

@@ -158,8 +158,8 @@ const char *proto_strerror(int rc);
 #define PROTO_TRIGGER_STATE_MESSAGE "triggerState"
 
 /** Documented default topics: executors publish states here; bridges keep disabled triggers. */
-#define PROTO_STATE_TOPIC_DEFAULT "webhooks.executions.state"
-#define PROTO_TRIGGERS_TOPIC_DEFAULT "webhooks.triggers.state"
+#define PROTO_STATE_TOPIC_DEFAULT "webhook-bridge.execution-states"
+#define PROTO_TRIGGERS_TOPIC_DEFAULT "webhook-bridge.trigger-states"
 
 /** Which message a buffer holds, judged by its root key "message" only (nothing validated). */
 enum proto_kind {

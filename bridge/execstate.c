@@ -176,7 +176,9 @@ static void json_field(struct sbuf *out, const char *name, const char *v, bool f
 
 void xs_disabled_json(const struct xs *x, struct sbuf *out)
 {
-    qsort(x->dis, x->ndis, sizeof(*x->dis), cmp_dis);
+    if (x->ndis > 1) { /* qsort's base must not be NULL, even for 0 elements (UBSan) */
+        qsort(x->dis, x->ndis, sizeof(*x->dis), cmp_dis);
+    }
     bool first = true;
     sbuf_append_cstr(out, "[");
     for (size_t i = 0; i < x->ndis; i++) {

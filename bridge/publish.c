@@ -225,11 +225,16 @@ void pub_poll(struct pub *p)
     }
 }
 
+/*
+ * librdkafka writes one byte each time the queue turns non-empty, so the pipe rarely holds more
+ * than a few: one read empties it, and a second read only to meet EAGAIN would be a system call
+ * per wake-up for nothing (the event stays readable if bytes remain).
+ */
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     char drain[256];
     (void)what;
-    while (read(fd, drain, sizeof(drain)) > 0) {
+    while (read(fd, drain, sizeof(drain)) == (ssize_t)sizeof(drain)) {
     }
     pub_poll(arg);
 }

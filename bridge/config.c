@@ -84,6 +84,8 @@ static const struct key keys[] = {
             "topic of each flow; placeholders {namespace}, {flowId}, {tenant}"),
     INT_KEY("kafka.delivery_timeout_ms", kafka.delivery_timeout_ms, "10000", 1, 300000, RESTART,
             "how long librdkafka may try to deliver (message.timeout.ms); < request_timeout_ms"),
+    INT_KEY("kafka.thread_nice", kafka.thread_nice, "10", 0, 19, RESTART,
+            "nice of librdkafka's broker threads, so a busy loop thread batches messages"),
     {"kafka.properties", KEY_PROPS, offsetof(struct cfg, kafka.properties), "{}", 0, 0, NULL,
      RESTART,
      "librdkafka properties, passed as is; acks stays all (a 200 means all in-sync replicas)"},

@@ -53,6 +53,7 @@ struct cfg {
         char *bootstrap_servers;  /* "" or "embedded": start the in-process mock cluster */
         char *topic_template;     /* default "webhooks.{namespace}.{flowId}" */
         long delivery_timeout_ms; /* librdkafka message.timeout.ms; default 10000 */
+        long thread_nice;         /* nice of librdkafka's broker threads; default 10 */
         struct cfg_prop *properties;
         size_t nproperties;
         struct cfg_topic *topics;

@@ -171,6 +171,10 @@ EOF
             done
         fi
         printf 'kafka:\n    bootstrap_servers: ""\n'
+        if [[ -n ${BENCH_THREAD_NICE:-} ]]; then
+            # BENCH_THREAD_NICE=0: librdkafka's broker threads at the loop's priority.
+            printf '    thread_nice: %s\n' "$BENCH_THREAD_NICE"
+        fi
         if [[ -z ${BENCH_KAFKA_PROPS:-} ]]; then
             printf '    properties: {}\n'
         else

@@ -67,13 +67,16 @@ static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, 
 
 /*
  * Producer defaults. acks=all and idempotence are the "200 means acknowledged by every in-sync
- * replica" promise (config.c refuses overrides). linger.ms=0 instead of librdkafka's 5: a request
+ * replica" promise (config.c refuses overrides). linger.ms=1 instead of librdkafka's 5: a request
  * waits for its ack, so batching delay is answer latency. Measured with integration-tests/bench
- * (7.3 KB, pinned, mock brokers), median answer at 100 req/s: 1.0-1.1 ms with 0, 2.2 ms with 1
- * (librdkafka's linger timer has 1 ms steps: 0.5 behaves as 1), 3.2 ms with 2, 6.2 ms with 5.
- * Batches still form under load: while a produce request is in flight, and because the broker
- * threads run at a lower priority (kafka.thread_nice) they wait for the loop to take in every
- * ready request. message.timeout.ms bounds every answer below the HTTP deadline.
+ * (7.3 KB, mock brokers; README "Performance"): the median answer at 100 req/s is 0.95 ms with
+ * linger.ms 0, 2.14 ms with 1 (librdkafka's linger timer has 1 ms steps: 0.5 acts as 1), 3.2 ms
+ * with 2, 6.2 ms with 5. But with 0 every message becomes its own produce request: unpinned, two
+ * bridges on two cores answered 6985 req/s against 13007 with 1, and at a steady 4000 req/s the
+ * p99 was 62 ms against 5 ms. So 1 is the default, and kafka.properties linger.ms: 0 is there
+ * for a bridge that only ever sees a trickle. The broker threads' lower priority
+ * (kafka.thread_nice) adds to the batching. message.timeout.ms bounds every answer below the
+ * HTTP deadline.
  */
 static int apply_defaults(rd_kafka_conf_t *conf, const struct cfg *cfg, const char *bootstrap,
                           char *err, size_t errsz)
@@ -89,7 +92,7 @@ static int apply_defaults(rd_kafka_conf_t *conf, const struct cfg *cfg, const ch
         {"acks", "all"},
         {"enable.idempotence", "true"},
         {"partitioner", "murmur2_random"},
-        {"linger.ms", "0"},
+        {"linger.ms", "1"},
         /*
          * librdkafka expires queued messages only between reconnect attempts, whose back-off
          * grows to 10 s by default: with every broker down a 2 s delivery timeout answered after
@@ -227,12 +230,12 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 /* ==== librdkafka's threads ==== */
 
 /*
- * With linger.ms 0 a broker thread sends as soon as a message is queued. On the bridge's busy
- * core (the benchmark pins the bridge, librdkafka's threads included, to one) a woken broker
- * thread pre-empts the loop and sends one message per request. At a lower priority it runs when
- * the loop has taken in every ready request, and sends them in one batch; an idle bridge still
- * sends at once. librdkafka calls this from each new thread, so the nice is the thread's own
- * (Linux: setpriority on a thread id). Failure only costs the batching: it is ignored.
+ * A broker thread woken for a queued message pre-empts the loop on a busy core (the benchmark
+ * pins the bridge, librdkafka's threads included, to one) and sends what little is queued. At a
+ * lower priority it runs once the loop has taken in every ready request, and sends them in one
+ * produce request; an idle bridge still sends at once. librdkafka calls this from each new
+ * thread, so the nice is the thread's own (Linux: setpriority on a thread id). Failure only
+ * costs the batching: it is ignored.
  */
 static rd_kafka_resp_err_t on_thread_start(rd_kafka_t *rk, rd_kafka_thread_type_t type,
                                            const char *name, void *ic_opaque)

@@ -86,9 +86,13 @@ static const struct key keys[] = {
     INT_KEY("kafka.delivery_timeout_ms", kafka.delivery_timeout_ms, "10000", 1, 300000, RESTART,
             "how long librdkafka may try to deliver (message.timeout.ms); < request_timeout_ms"),
     STR_KEY("kafka.state_topic", kafka.state_topic, "webhook-bridge.execution-states", check_topic,
-            RESTART, "execution states from the executors (proto/SPEC-STATE.md), read by every replica"),
-    STR_KEY("kafka.triggers_topic", kafka.triggers_topic, "webhook-bridge.trigger-states", check_topic,
-            RESTART, "compacted topic of triggers disabled by stopAfter, read whole at start"),
+            RESTART,
+            "execution states from the executors (proto/SPEC-STATE.md), read by every replica"),
+    STR_KEY("kafka.triggers_topic", kafka.triggers_topic, "webhook-bridge.trigger-states",
+            check_topic, RESTART,
+            "compacted topic of triggers disabled by stopAfter, read whole at start"),
+    INT_KEY("kafka.thread_nice", kafka.thread_nice, "10", 0, 19, RESTART,
+            "nice of librdkafka's broker threads, so a busy loop thread batches messages"),
     {"kafka.properties", KEY_PROPS, offsetof(struct cfg, kafka.properties), "{}", 0, 0, NULL,
      RESTART,
      "librdkafka properties, passed as is; acks stays all (a 200 means all in-sync replicas)"},
@@ -242,7 +246,8 @@ static const char *check_log_level(const char *v)
  */
 static const char *check_topic(const char *v)
 {
-    return cfg_topic_name_valid(v) ? NULL : "must be a Kafka topic name: 1 to 249 of [A-Za-z0-9._-]";
+    return cfg_topic_name_valid(v) ? NULL
+                                   : "must be a Kafka topic name: 1 to 249 of [A-Za-z0-9._-]";
 }
 
 static const char *check_topic_template(const char *v)

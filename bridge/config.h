@@ -55,6 +55,7 @@ struct cfg {
         long delivery_timeout_ms; /* librdkafka message.timeout.ms; default 10000 */
         char *state_topic;        /* execution-state events; default "webhook-bridge.execution-states" */
         char *triggers_topic;     /* compacted disabled-trigger records; "webhook-bridge.trigger-states" */
+        long thread_nice;         /* nice of librdkafka's broker threads; default 10 */
         struct cfg_prop *properties;
         size_t nproperties;
         struct cfg_topic *topics;

@@ -340,10 +340,34 @@ static int start_ops(struct app *a)
     return 0;
 }
 
+/*
+ * epoll's change list: libevent collects the event_add/event_del calls of one loop iteration
+ * and hands epoll only the net change per fd. A webhook toggles its connection's read, write
+ * and close interest several times per request (evhttp stops reading while the answer waits,
+ * server.c watches for the client leaving, the answer is written, reading resumes); with the
+ * list that is 3 epoll_ctl calls per request instead of 6 (strace -c, 500 requests). Its known
+ * limitation, fds shared through dup(2), does not apply: no fd of ours is duplicated.
+ */
+static struct event_base *new_base(void)
+{
+    struct event_config *ecfg = event_config_new();
+    if (!ecfg) {
+        return NULL;
+    }
+    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(ecfg);
+    event_config_free(ecfg);
+    return base;
+}
+
 static int start(struct app *a, struct opts *o)
 {
     char err[512];
-    a->base = event_base_new();
+    a->base = new_base();
+    if (!a->base) {
+        log_kv(LOG_ERROR, "cannot create the event loop", NULL);
+        return -1;
+    }
     a->reload = reload_new_take(a->cfg, a->flows);
     a->cfg = NULL;
     a->flows = NULL;

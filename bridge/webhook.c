@@ -491,6 +491,24 @@ static void pack_variables(struct hook_ctx *ctx, const struct hook_input *in, si
     m->parameters = (struct proto_str){ctx->vars.data + hlen, ctx->vars.size - hlen};
 }
 
+/*
+ * The message buffer is allocated once at about its final size. Grown by msgpack's doubling it
+ * started at 8 KB and was copied into 16 KB by realloc for the 7.3 KB GitHub payload (pack_json
+ * reserves its worst case before the walk: 9 bytes a token plus the text). Twice the body covers
+ * that worst case for JSON with a token per 9 bytes or more (the GitHub push has one per 21);
+ * denser bodies still grow as before. The head holds a few names and ids besides headers, query
+ * and path. librdkafka frees the buffer, so its size is what an in-flight message costs.
+ */
+#define MSG_HEAD_SLACK 1024
+
+static void reserve_message(msgpack_sbuffer *sb, size_t n)
+{
+    if (sb->alloc - sb->size < n) {
+        sb->data = xrealloc(sb->data, sb->size + n);
+        sb->alloc = sb->size + n;
+    }
+}
+
 /* Returns a proto_ error code when the message would break the spec (a bug of ours: 500). */
 static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size_t nparams,
                          struct hook_req *hr)
@@ -517,6 +535,7 @@ static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size
     pack_variables(ctx, in, nparams, &m);
 
     msgpack_sbuffer_clear(&hr->msg);
+    reserve_message(&hr->msg, ctx->vars.size + in->path.len + MSG_HEAD_SLACK + 2 * in->body.len);
     msgpack_packer_init(&pk, &hr->msg, msgpack_sbuffer_write);
     int rc = proto_encode_head(&m, in->body.len > 0, &pk);
     if (rc == PROTO_OK && in->body.len > 0) {

@@ -158,8 +158,10 @@ triggers:
       - type: io.kestra.plugin.core.condition.Expression
         expression: "{{ trigger.body.ref == 'refs/heads/main' }}"
 EOF
+    # No admin listener: its default port would collide between bridges (BENCH_SERVERS, other
+    # runs), and bench_port_of must find the webhook port alone. Metrics are counted all the same.
     {
-        printf 'listen: "127.0.0.1:0"\nflows_dir: "flows"\nlog_level: "warn"\n'
+        printf 'listen: "127.0.0.1:0"\nadmin_listen: \"\"\nflows_dir: "flows"\nlog_level: "warn"\n'
         if [[ -n ${BENCH_LIMITS:-} ]]; then
             # BENCH_LIMITS="max_in_flight=64": keys of the config's limits section to try.
             printf 'limits:\n'
@@ -169,6 +171,10 @@ EOF
             done
         fi
         printf 'kafka:\n    bootstrap_servers: ""\n'
+        if [[ -n ${BENCH_THREAD_NICE:-} ]]; then
+            # BENCH_THREAD_NICE=0: librdkafka's broker threads at the loop's priority.
+            printf '    thread_nice: %s\n' "$BENCH_THREAD_NICE"
+        fi
         if [[ -z ${BENCH_KAFKA_PROPS:-} ]]; then
             printf '    properties: {}\n'
         else
@@ -197,20 +203,58 @@ bench_port_of()
     echo "$port"
 }
 
-# bench_start_server ceiling|bridge DIR: sets SRV_PID and SRV_PORT.
+# bench_start_server ceiling|bridge DIR: sets SRV_PID, SRV_PIDS and SRV_PORT. With BENCH_SERVERS=N
+# (default 1) it starts N processes on one port (SO_REUSEPORT: the kernel spreads connections),
+# the model for using several cores; SRV_PID is the first, SRV_PIDS all of them.
 bench_start_server()
 {
-    local kind=$1 dir=$2
-    if [[ $kind == ceiling ]]; then
-        taskset -c "$SERVER_CPU" "$CEILING_BIN" --listen 127.0.0.1:0 2>"$dir/server.log" &
-    else
-        bench_write_config "$dir"
-        taskset -c "$SERVER_CPU" "$BRIDGE_BIN" --config "$dir/bridge.yaml" --listen 127.0.0.1:0 \
-            --bootstrap-servers "$BOOTSTRAP" 2>"$dir/server.log" &
-    fi
-    SRV_PID=$!
-    BENCH_PIDS+=("$SRV_PID")
-    SRV_PORT=$(bench_port_of "$SRV_PID") || bench_die "$kind did not listen: $(tail -5 "$dir/server.log")"
+    local kind=$1 dir=$2 i listen=127.0.0.1:0
+    SRV_PIDS=()
+    for ((i = 0; i < ${BENCH_SERVERS:-1}; i++)); do
+        if [[ $kind == ceiling ]]; then
+            taskset -c "$SERVER_CPU" "$CEILING_BIN" --listen "$listen" 2>"$dir/server$i.log" &
+        else
+            bench_write_config "$dir"
+            taskset -c "$SERVER_CPU" "$BRIDGE_BIN" --config "$dir/bridge.yaml" --listen "$listen" \
+                --bootstrap-servers "$BOOTSTRAP" 2>"$dir/server$i.log" &
+        fi
+        SRV_PIDS+=("$!")
+        BENCH_PIDS+=("$!")
+        if ((i == 0)); then
+            SRV_PID=$!
+            SRV_PORT=$(bench_port_of "$SRV_PID") || bench_die "$kind did not listen: $(tail -5 "$dir/server0.log")"
+            listen=127.0.0.1:$SRV_PORT
+        else
+            bench_port_of "$!" >/dev/null || bench_die "$kind $i did not listen: $(tail -5 "$dir/server$i.log")"
+        fi
+    done
+}
+
+# CPU ticks and peak RSS (KiB) of every server process, summed.
+bench_srv_cpu_ticks()
+{
+    local pid sum=0
+    for pid in "${SRV_PIDS[@]}"; do
+        sum=$((sum + $(bench_cpu_ticks "$pid")))
+    done
+    echo "$sum"
+}
+
+bench_srv_peak_rss_kb()
+{
+    local pid sum=0
+    for pid in "${SRV_PIDS[@]}"; do
+        sum=$((sum + $(bench_peak_rss_kb "$pid")))
+    done
+    echo "$sum"
+}
+
+bench_stop_servers()
+{
+    local pid
+    for pid in "${SRV_PIDS[@]}"; do
+        bench_stop "$pid"
+    done
 }
 
 # ==== Measuring ====

@@ -416,6 +416,21 @@ def samples(metrics, name):
 # ==== webhook-bridge ====
 
 
+def terminate(proc, log):
+    """SIGTERM, wait up to STOP_TIMEOUT, then SIGKILL; closes log. The exit code, None if killed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            log.close()
+            return None
+    log.close()
+    return proc.returncode
+
+
 class Bridge:
     label = "webhook-bridge"
 
@@ -496,17 +511,7 @@ class Bridge:
         if self.stopped:
             return self.proc.returncode
         self.stopped = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                self._log.close()
-                return None
-        self._log.close()
-        return self.proc.returncode
+        return terminate(self.proc, self._log)
 
 
 class BridgeFactory:
@@ -644,17 +649,7 @@ class Executor:
 
     def stop(self):
         """SIGTERM, bounded wait; returns the exit code (None after a SIGKILL)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                self._log.close()
-                return None
-        self._log.close()
-        return self.proc.returncode
+        return terminate(self.proc, self._log)
 
 
 class ExecutorFactory:

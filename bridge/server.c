@@ -462,30 +462,6 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
 }
 
 /*
- * Our own limits, checked before any parsing. evhttp's limits are set above them (see srv_new),
- * so these, with their own status codes, are the ones a sender meets.
- */
-static enum hook_verdict check_limits(const struct srv *s, struct evhttp_request *req)
-{
-    const char *uri = evhttp_request_get_uri(req);
-    if (uri && strlen(uri) > (size_t)s->cfg->limits.max_uri_bytes) {
-        return HOOK_URI_TOO_LONG;
-    }
-    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
-    struct evkeyval *kv;
-    size_t n = 0, bytes = 0;
-    TAILQ_FOREACH(kv, ih, next)
-    {
-        n++;
-        bytes += strlen(kv->key) + strlen(kv->value) + 4; /* "name: value\r\n" */
-    }
-    if (n > (size_t)s->cfg->limits.max_headers || bytes > (size_t)s->cfg->limits.max_header_bytes) {
-        return HOOK_HEADERS_TOO_LARGE;
-    }
-    return HOOK_ACCEPTED;
-}
-
-/*
  * The path as logged for a refused request. It may hold a key anywhere: a wrong key, a right
  * key with a trailing slash or a misspelt prefix. Only the namespace and flow segments after
  * ".../executions/webhook/" are kept; everything after them, and any path of another shape,
@@ -550,11 +526,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     if (s->draining) {
         refuse_early(s, req, HOOK_SHUTTING_DOWN, body_len);
-        return;
-    }
-    enum hook_verdict lv = check_limits(s, req);
-    if (lv != HOOK_ACCEPTED) {
-        refuse_early(s, req, lv, body_len);
         return;
     }
     /*
@@ -753,7 +724,7 @@ static void apply_limits(struct srv *s)
     evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->limits.max_body_bytes);
     /*
      * evhttp's header limit covers the request line and the headers together and answers 413;
-     * it is set well above ours so that check_limits answers 414 and 431 itself, and it still
+     * it is set well above ours so that conn.c (reqcheck) answers 414 and 431 first, and it still
      * bounds what a hostile client can make us buffer.
      */
     evhttp_set_max_headers_size(s->http, (ev_ssize_t)(2 * cfg->limits.max_header_bytes +

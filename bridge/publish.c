@@ -6,6 +6,7 @@
 #include "publish.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,9 +24,26 @@
 #include "proto.h"
 #include "util.h"
 
+/*
+ * Sticky partitions. A message goes to the partition murmur2(key) % partitions names (the Java
+ * client's rule, so a key keeps its affinity), and the key is the execution id, which the bridge
+ * draws at random. Spread that way, the messages of one linger interval make one small batch per
+ * partition, i.e. a produce request to every broker. Drawing the id until it hashes into the group
+ * of partitions the topic "sticks" to for kafka.sticky_ms instead gives one batch per interval,
+ * while the key still says where its message is (pub_sticky, pub_sticky_fits).
+ */
+struct topic_state {
+    _Atomic int32_t partitions; /* learned by the partitioner; 0: not known yet */
+    int32_t first;              /* the group: `width` partitions from `first`, wrapping */
+    int32_t width;
+    long long until_us;         /* when the group moves on */
+    struct topic_state *next;   /* retired states, freed once their producer is gone */
+};
+
 struct topic_slot {
     char *name; /* NULL: empty */
     rd_kafka_topic_t *rkt;
+    struct topic_state *ts; /* NULL: no sticky partitions for this topic */
 };
 
 struct pub {
@@ -49,6 +67,8 @@ struct pub {
     struct metrics *metrics;   /* borrowed; NULL: nothing is counted */
     int brokers_up;            /* from the last statistics; -1 before the first */
     int thread_nice;           /* kafka.thread_nice, read by librdkafka's new threads */
+    long long sticky_us;       /* kafka.sticky_ms; 0: off (or another partitioner is set) */
+    struct topic_state *retired; /* states of dropped topic handles, see free_retired */
     long long stats_at_us;     /* when they arrived */
 };
 
@@ -374,6 +394,18 @@ static int start_embedded(struct pub *p, char *err, size_t errsz)
     return 0;
 }
 
+/* Sticky partitions are drawn for murmur2: with another partitioner the ids would not land there. */
+static bool murmur2_configured(const struct cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->kafka.nproperties; i++) {
+        const char *name = cfg->kafka.properties[i].name;
+        if (strcmp(name, "partitioner") == 0 || strcmp(name, "topic.partitioner") == 0) {
+            return strcmp(cfg->kafka.properties[i].value, "murmur2_random") == 0;
+        }
+    }
+    return true;
+}
+
 struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery_fn cb,
                     char *err, size_t errsz)
 {
@@ -395,6 +427,7 @@ struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery
         goto out;
     }
     p->thread_nice = (int)cfg->kafka.thread_nice;
+    p->sticky_us = murmur2_configured(cfg) ? cfg->kafka.sticky_ms * 1000 : 0;
     if (rd_kafka_conf_interceptor_add_on_new(conf, "webhook-bridge", on_new, &p->thread_nice) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(err, errsz, "kafka producer: cannot add the thread interceptor");
@@ -453,26 +486,85 @@ static void grow_topics(struct pub *p)
     xfree(old);
 }
 
+/*
+ * murmur2_random, as configured, which also tells the topic's state how many partitions there
+ * are. librdkafka calls it from the loop thread (rd_kafka_producev) or, for a message that waited
+ * for the topic's metadata, from one of its own threads: hence the atomic.
+ */
+static int32_t partition_murmur2(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                                 int32_t partitions, void *rkt_opaque, void *msg_opaque)
+{
+    struct topic_state *ts = rkt_opaque;
+    atomic_store_explicit(&ts->partitions, partitions, memory_order_relaxed);
+    return rd_kafka_msg_partitioner_murmur2_random(rkt, key, keylen, partitions, rkt_opaque,
+                                                   msg_opaque);
+}
+
 /* Topic handles are created once per name and kept: a lookup per message would cost a lock. */
-static rd_kafka_topic_t *topic_handle(struct pub *p, const char *name)
+static struct topic_slot *topic_slot(struct pub *p, const char *name)
 {
     size_t s = hash_name(name) & p->topics_mask;
     while (p->topics[s].name) {
         if (strcmp(p->topics[s].name, name) == 0) {
-            return p->topics[s].rkt;
+            return &p->topics[s];
         }
         s = (s + 1) & p->topics_mask;
     }
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, name, NULL);
+    struct topic_state *ts = NULL;
+    rd_kafka_topic_conf_t *tc = NULL;
+    if (p->sticky_us > 0) {
+        ts = xcalloc(1, sizeof(*ts));
+        tc = rd_kafka_default_topic_conf_dup(p->rk);
+        rd_kafka_topic_conf_set_partitioner_cb(tc, partition_murmur2);
+        rd_kafka_topic_conf_set_opaque(tc, ts);
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, name, tc); /* takes tc, even on failure */
     if (!rkt) {
+        xfree(ts);
         return NULL;
     }
     p->topics[s].name = xstrdup(name);
     p->topics[s].rkt = rkt;
+    p->topics[s].ts = ts;
+    struct topic_slot *slot = &p->topics[s];
     if (++p->ntopics * 2 > p->topics_mask) {
         grow_topics(p);
+        slot = topic_slot(p, name);
     }
-    return rkt;
+    return slot;
+}
+
+void pub_sticky(struct pub *p, const char *topic, struct pub_sticky *st)
+{
+    memset(st, 0, sizeof(*st));
+    struct topic_slot *slot = p->fatal ? NULL : topic_slot(p, topic);
+    struct topic_state *ts = slot ? slot->ts : NULL;
+    if (!ts) {
+        return;
+    }
+    int32_t n = atomic_load_explicit(&ts->partitions, memory_order_relaxed);
+    if (n <= 0) {
+        return;
+    }
+    long long now = util_now_us();
+    if (now >= ts->until_us || ts->width <= 0 || ts->width > n) {
+        /* A quarter of the partitions: about four draws of an id, and small groups stay small. */
+        ts->width = (n + 3) / 4;
+        ts->first = (ts->first + ts->width) % n;
+        ts->until_us = now + p->sticky_us;
+    }
+    st->partitions = n;
+    st->first = ts->first;
+    st->width = ts->width;
+}
+
+bool pub_sticky_fits(const struct pub_sticky *st, const char *key, size_t keylen)
+{
+    if (st->partitions <= 0) {
+        return true;
+    }
+    int32_t part = rd_kafka_msg_partitioner_murmur2(NULL, key, keylen, st->partitions, NULL, NULL);
+    return (part - st->first + st->partitions) % st->partitions < st->width;
 }
 
 int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, void *payload,
@@ -481,10 +573,11 @@ int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, v
     if (p->fatal) {
         return -EAGAIN;
     }
-    rd_kafka_topic_t *rkt = topic_handle(p, topic);
-    if (!rkt) {
+    struct topic_slot *slot = topic_slot(p, topic);
+    if (!slot) {
         return -EIO;
     }
+    rd_kafka_topic_t *rkt = slot->rkt;
     rd_kafka_resp_err_t e = rd_kafka_producev(
         p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
         RD_KAFKA_V_VALUE(payload, len), RD_KAFKA_V_KEY(key, keylen),
@@ -518,9 +611,24 @@ static void drop_topics(struct pub *p)
             rd_kafka_topic_destroy(p->topics[i].rkt);
             xfree(p->topics[i].name);
             p->topics[i].name = NULL;
+            if (p->topics[i].ts) {
+                p->topics[i].ts->next = p->retired;
+                p->retired = p->topics[i].ts;
+                p->topics[i].ts = NULL;
+            }
         }
     }
     p->ntopics = 0;
+}
+
+/* A state is the partitioner's opaque: it may only go once the producer that calls it is gone. */
+static void free_retired(struct pub *p)
+{
+    while (p->retired) {
+        struct topic_state *ts = p->retired;
+        p->retired = ts->next;
+        xfree(ts);
+    }
 }
 
 /* Every message of the producer gets its report (purged: failed, answered 503) before it goes. */
@@ -538,6 +646,7 @@ static void retire_producer(struct pub *p)
     p->mainq = NULL;
     rd_kafka_destroy(p->rk);
     p->rk = NULL;
+    free_retired(p);
 }
 
 /*
@@ -642,6 +751,7 @@ void pub_free(struct pub *p)
     if (p->rk) {
         rd_kafka_destroy(p->rk);
     }
+    free_retired(p);
     if (p->mcluster) {
         rd_kafka_mock_cluster_destroy(p->mcluster);
     }

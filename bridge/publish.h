@@ -49,6 +49,31 @@ struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery
 int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, void *payload,
              size_t len, void *opaque);
 
+/**
+ * Where a message to one topic should go now, so that the messages of a short interval leave in
+ * one batch: `width` partitions from `first` (wrapping) of `partitions`. partitions 0: anywhere
+ * (sticky partitions off, kafka.sticky_ms 0 or another partitioner, or the topic's partition
+ * count not learned yet).
+ */
+struct pub_sticky {
+    int partitions;
+    int first;
+    int width;
+};
+
+/**
+ * Fills st for topic. The group moves on to the next partitions every kafka.sticky_ms, so over
+ * time every partition gets its share. Cheap: a lookup and a clock read.
+ */
+void pub_sticky(struct pub *p, const char *topic, struct pub_sticky *st);
+
+/**
+ * Whether a message with this key lands in st's group: the partition murmur2_random gives the
+ * key (the Java client's murmur2, as librdkafka computes it) is in the group. Always true when
+ * st says "anywhere". The caller draws random keys (execution ids) until one fits.
+ */
+bool pub_sticky_fits(const struct pub_sticky *st, const char *key, size_t keylen);
+
 /** Messages handed to pub_send whose delivery report has not been served yet. */
 size_t pub_in_flight(const struct pub *p);
 

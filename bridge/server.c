@@ -783,9 +783,29 @@ void srv_set_cfg(struct srv *s, const struct cfg *cfg)
     apply_limits(s);
 }
 
+/*
+ * Draws: each misses the group with probability 3/4 at most (a quarter of the partitions), so 16
+ * miss all together about once in a hundred requests; that message then goes where its id says,
+ * which is only a slightly smaller batch.
+ */
+enum { ID_DRAWS = 16 };
+
+/* An execution id whose partition is in the topic's current sticky group (publish.h). */
+static void draw_id(void *opaque, const struct flow_trigger *trig, char *id)
+{
+    struct srv *s = opaque;
+    struct pub_sticky st;
+    hook_new_id(id);
+    pub_sticky(s->pub, trig->flow->topic, &st);
+    for (int i = 1; i < ID_DRAWS && !pub_sticky_fits(&st, id, HOOK_ID_LEN); i++) {
+        hook_new_id(id);
+    }
+}
+
 void srv_set_pub(struct srv *s, struct pub *pub)
 {
     s->pub = pub;
+    hook_ctx_set_id_source(s->hook, pub ? draw_id : NULL, s);
 }
 
 void srv_set_metrics(struct srv *s, struct metrics *m)

@@ -94,6 +94,8 @@ struct hook_ctx {
     size_t groups_cap;
     msgpack_sbuffer vars;      /* packed headers then parameters */
     msgpack_zone zone;         /* the message unpacked for conditions, cleared per request */
+    hook_id_fn new_id;         /* NULL: hook_new_id */
+    void *new_id_opaque;
 };
 
 struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant, int compat)
@@ -108,6 +110,12 @@ struct hook_ctx *hook_ctx_new(const struct route_table *rt, const char *tenant, 
     msgpack_sbuffer_init(&ctx->vars);
     msgpack_zone_init(&ctx->zone, 16384);
     return ctx;
+}
+
+void hook_ctx_set_id_source(struct hook_ctx *ctx, hook_id_fn fn, void *opaque)
+{
+    ctx->new_id = fn;
+    ctx->new_id_opaque = opaque;
 }
 
 void hook_ctx_set_states(struct hook_ctx *ctx, const struct xs *xs)
@@ -520,7 +528,11 @@ static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size
     msgpack_packer pk;
 
     util_rfc3339_now(received_at);
-    hook_new_id(hr->id);
+    if (ctx->new_id) {
+        ctx->new_id(ctx->new_id_opaque, trig, hr->id);
+    } else {
+        hook_new_id(hr->id);
+    }
     memset(&m, 0, sizeof(m));
     m.id = (struct proto_str){hr->id, HOOK_ID_LEN};
     m.tenant_id = pcstr(ctx->tenant);

@@ -96,6 +96,15 @@ void hook_ctx_set_states(struct hook_ctx *ctx, const struct xs *xs);
 #define HOOK_ID_LEN 22
 
 /**
+ * Writes the execution id of a new message for `trig` (HOOK_ID_LEN characters and a NUL), e.g.
+ * hook_new_id drawn until the id suits the topic's partitions (server.c, publish.h pub_sticky).
+ */
+typedef void (*hook_id_fn)(void *opaque, const struct flow_trigger *trig, char *id);
+
+/** Sets where new ids come from; fn NULL (the default): hook_new_id. */
+void hook_ctx_set_id_source(struct hook_ctx *ctx, hook_id_fn fn, void *opaque);
+
+/**
  * One request from acceptance to answer. Owns the encoded message until publish takes it.
  * `conn` is the server's handle to the HTTP request, NULL once the client has gone away.
  */

@@ -171,6 +171,10 @@ EOF
             done
         fi
         printf 'kafka:\n    bootstrap_servers: ""\n'
+        if [[ -n ${BENCH_STICKY_MS:-} ]]; then
+            # BENCH_STICKY_MS=0: execution ids spread over every partition (no sticky groups).
+            printf '    sticky_ms: %s\n' "$BENCH_STICKY_MS"
+        fi
         if [[ -n ${BENCH_THREAD_NICE:-} ]]; then
             # BENCH_THREAD_NICE=0: librdkafka's broker threads at the loop's priority.
             printf '    thread_nice: %s\n' "$BENCH_THREAD_NICE"

@@ -113,6 +113,8 @@ static const struct key keys[] = {
     INT_KEY("limits.max_in_flight_bytes", limits.max_in_flight_bytes, "67108864", 1048576,
             4294967296L, RESTART,
             "bytes of messages waiting for their acknowledgement; past it, 503"),
+    INT_KEY("limits.max_loop_delay_ms", limits.max_loop_delay_ms, "100", 0, 60000, LIVE,
+            "event loop running this far behind: new requests get 503 before parsing; 0: off"),
     INT_KEY("limits.header_timeout_ms", limits.header_timeout_ms, "10000", 100, 3600000, LIVE,
             "a request head (and a new connection's first byte) must arrive within this; 408"),
     INT_KEY("limits.body_timeout_ms", limits.body_timeout_ms, "30000", 100, 3600000, LIVE,

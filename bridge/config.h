@@ -74,6 +74,7 @@ struct cfg {
         long max_connections;    /* open client connections; default 10000 */
         long max_in_flight;       /* messages waiting for a delivery report; default 10000 */
         long max_in_flight_bytes; /* their bytes; default 64 MiB */
+        long max_loop_delay_ms;   /* loop this far behind: 503 before parsing; 0 off; 100 */
         long request_timeout_ms; /* whole request, read to answer; default 30000 */
         long wait_timeout_ms;    /* wait: true, longest wait for the terminal state; 300000 */
     } limits;

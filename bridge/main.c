@@ -221,6 +221,8 @@ static void read_gauges(void *arg, struct metrics_gauges *g)
     g->flows = a->reload ? reload_flows(a->reload)->nflows : 0;
     g->disabled = a->xs ? xs_disabled_count(a->xs) : 0;
     g->waiting = a->xs ? xs_waiting(a->xs) : 0;
+    g->loop_delay_us = a->srv ? srv_loop_delay_us(a->srv) : 0;
+    g->busy_share = a->srv ? srv_refused_share(a->srv) : 0.0;
 }
 
 /* Ready: flows loaded, not shutting down, and the producer sees a broker up (statistics). */

@@ -31,6 +31,7 @@ static const char *const verdict_reasons[HOOK_VERDICT_COUNT] = {
     [HOOK_DELIVERY_FAILED] = "delivery_failed",
     [HOOK_TOPIC_FAILED] = "topic_failed",
     [HOOK_SHUTTING_DOWN] = "shutting_down",
+    [HOOK_BUSY] = "busy",
     [HOOK_INTERNAL] = "internal",
 };
 
@@ -428,6 +429,12 @@ static void render_gauges(struct sbuf *b, const struct metrics *m)
     family(b, "in_flight_requests", "gauge",
            "Accepted requests waiting for their delivery report.");
     sbuf_appendf(b, "webhook_bridge_in_flight_requests %zu\n", g.in_flight);
+    family(b, "loop_delay_seconds", "gauge",
+           "How late the event loop's 10 ms timer ran last; see limits.max_loop_delay_ms.");
+    sbuf_appendf(b, "webhook_bridge_loop_delay_seconds %.6f\n", (double)g.loop_delay_us / 1e6);
+    family(b, "busy_refused_share", "gauge",
+           "Share of new requests answered 503 at once because the event loop runs behind.");
+    sbuf_appendf(b, "webhook_bridge_busy_refused_share %.3f\n", g.busy_share);
     family(b, "in_flight_bytes", "gauge", "Bytes of the messages of in-flight requests.");
     sbuf_appendf(b, "webhook_bridge_in_flight_bytes %zu\n", g.in_flight_bytes);
     family(b, "producer_queue_messages", "gauge",

@@ -31,6 +31,8 @@ struct metrics_gauges {
     size_t flows;           /* flows loaded */
     size_t disabled;        /* triggers stopAfter disabled */
     size_t waiting;         /* wait: true requests waiting for their execution's end */
+    long long loop_delay_us; /* how far behind the event loop runs (loopdelay.h) */
+    double busy_share;       /* share of new requests refused for it, 0 to 1 */
 };
 
 /** Called at render time on the loop's thread to read the live gauges. */

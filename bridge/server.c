@@ -25,6 +25,7 @@
 #include "conn.h"
 #include "execstate.h"
 #include "log.h"
+#include "loopdelay.h"
 #include "metrics.h"
 
 struct srv {
@@ -50,6 +51,7 @@ struct srv {
     struct sbuf out;          /* reused answer body */
     struct sbuf logpath;      /* reused masked path for log lines */
     struct metrics *metrics;  /* borrowed; NULL: nothing is counted */
+    struct loopdelay *delay;  /* how far behind the loop runs: the overload signal */
     char addr[80];
 };
 
@@ -537,6 +539,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         refuse_early(s, req, HOOK_OVERLOADED, body_len);
         return;
     }
+    if (loopdelay_refuse(s->delay)) {
+        refuse_early(s, req, HOOK_BUSY, body_len);
+        return;
+    }
     struct hook_req *hr = hook_req_new();
     hr->start_us = util_now_us();
     fill_input(s, req, &in, &peer);
@@ -721,6 +727,7 @@ static void count_conn_answer(void *arg, int status)
 static void apply_limits(struct srv *s)
 {
     const struct cfg *cfg = s->cfg;
+    loopdelay_set_limit(s->delay, cfg->limits.max_loop_delay_ms * 1000);
     evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->limits.max_body_bytes);
     /*
      * evhttp's header limit covers the request line and the headers together and answers 413;
@@ -751,6 +758,7 @@ struct srv *srv_new(struct event_base *base, const struct cfg *cfg, struct hook_
     s->base = base;
     s->cfg = cfg;
     s->hook = hook;
+    s->delay = loopdelay_new(base);
     sbuf_init(&s->out);
     sbuf_init(&s->logpath);
     s->http = evhttp_new(base);
@@ -829,6 +837,16 @@ const char *srv_address(const struct srv *s)
     return s->addr;
 }
 
+long long srv_loop_delay_us(const struct srv *s)
+{
+    return loopdelay_us(s->delay);
+}
+
+double srv_refused_share(const struct srv *s)
+{
+    return loopdelay_share(s->delay);
+}
+
 size_t srv_in_flight(const struct srv *s)
 {
     return s->in_flight;
@@ -860,6 +878,7 @@ void srv_free(struct srv *s)
         evconnlistener_free(s->listener);
     }
     conns_free(s->conns);
+    loopdelay_free(s->delay);
     if (s->ev_grace) {
         event_free(s->ev_grace);
     }

@@ -73,6 +73,12 @@ void srv_drain(struct srv *s, void (*on_drained)(void *arg), void *arg);
 /** Requests accepted and waiting for their delivery report. */
 size_t srv_in_flight(const struct srv *s);
 
+/** How far behind the event loop runs now, in microseconds (loopdelay.h). */
+long long srv_loop_delay_us(const struct srv *s);
+
+/** The share of new requests refused now because the loop runs behind (loopdelay.h), 0 to 1. */
+double srv_refused_share(const struct srv *s);
+
 /** Bytes of the messages of those requests. */
 size_t srv_in_flight_bytes(const struct srv *s);
 

@@ -50,6 +50,10 @@ static const struct hook_answer answers[HOOK_VERDICT_COUNT] = {
     [HOOK_OVERLOADED] = {503, "Service Unavailable",
                          "Service Unavailable: too many webhooks wait for Kafka, retry later",
                          true},
+    [HOOK_BUSY] = {503, "Service Unavailable",
+                   "Service Unavailable: the bridge is overloaded (its event loop runs more than "
+                   "limits.max_loop_delay_ms behind), retry later",
+                   true},
     [HOOK_DELIVERY_FAILED] = {503, "Service Unavailable",
                               "Service Unavailable: Kafka did not acknowledge the message, retry",
                               true},

@@ -48,6 +48,7 @@ enum hook_verdict {
     HOOK_HEADERS_TOO_LARGE, /* 431: past limits.max_header_bytes or limits.max_headers */
     HOOK_QUEUE_FULL,
     HOOK_OVERLOADED,        /* the in-flight budget is spent: 503 before any parsing */
+    HOOK_BUSY,              /* the loop runs behind (loopdelay.h): 503 before any parsing */
     HOOK_DELIVERY_FAILED,
     HOOK_TOPIC_FAILED,      /* permanent: unknown topic, authorization */
     HOOK_SHUTTING_DOWN,

@@ -158,7 +158,10 @@ int hook_wait_answer(const struct hook_req *hr, const char *tenant, const char *
                      bool failed, const msgpack_object *outputs, struct sbuf *b,
                      const char **content_type);
 
-/** Writes a new Kestra-style execution id: a random 128-bit value in base62, 22 characters. */
+/** Writes a new Kestra-style execution id: a random version-4 UUID in base62, 22 characters. */
 void hook_new_id(char out[HOOK_ID_LEN + 1]);
+
+/** The id of a 128-bit value (big-endian bytes): base62, 0-9A-Za-z, zero-padded to 22 digits. */
+void hook_id_of_uuid(const unsigned char uuid[16], char out[HOOK_ID_LEN + 1]);
 
 #endif

@@ -285,6 +285,45 @@ static void ids_unique(void **state)
     }
 }
 
+static void id_digits(void **state)
+{
+    (void)state;
+    static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    unsigned char u[16];
+    char id[HOOK_ID_LEN + 1];
+    memset(u, 0, sizeof(u));
+    hook_id_of_uuid(u, id);
+    assert_string_equal(id, "0000000000000000000000");
+    u[15] = 61;
+    hook_id_of_uuid(u, id);
+    assert_string_equal(id, "000000000000000000000z");
+    u[15] = 62;
+    hook_id_of_uuid(u, id);
+    assert_string_equal(id, "0000000000000000000010");
+    memset(u, 0xFF, sizeof(u));
+    hook_id_of_uuid(u, id); /* 2^128 - 1 */
+    assert_string_equal(id, "7n42DGM5Tflk9n8mt7Fhc7");
+    /* Any value: the digits read back, most significant first, give the bytes again. */
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (int n = 0; n < 2000; n++) {
+        for (int i = 0; i < 16; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            u[i] = (unsigned char)x;
+        }
+        hook_id_of_uuid(u, id);
+        __extension__ unsigned __int128 v = 0, w = 0;
+        for (int i = 0; i < HOOK_ID_LEN; i++) {
+            v = v * 62 + (unsigned)(strchr(digits, id[i]) - digits);
+        }
+        for (int i = 0; i < 16; i++) {
+            w = w << 8 | u[i];
+        }
+        assert_true(v == w);
+    }
+}
+
 static void success_body(void **state)
 {
     (void)state;
@@ -381,6 +420,7 @@ int main(void)
         cmocka_unit_test(framing),            cmocka_unit_test(message_fields),
         cmocka_unit_test(empty_body_is_absent), cmocka_unit_test(raw_string_body),
         cmocka_unit_test(bad_query_escape),   cmocka_unit_test(ids_unique),
+        cmocka_unit_test(id_digits),
         cmocka_unit_test(success_body),       cmocka_unit_test(answers_table),
         cmocka_unit_test(request_keeps_its_flow_set),
     };

@@ -214,9 +214,9 @@ static void answer_and_close(struct conn *c, int status, const char *reason, con
     sbuf_append_json_str(&body, message, strlen(message));
     sbuf_append_cstr(&body, "}");
     sbuf_appendf(&head,
-                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                 "Connection: close\r\n%s%s\r\n",
-                 status, reason, body.len, status == 405 ? "Allow: GET, POST, PUT\r\n" : "",
+                 "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n%s%s\r\n",
+                 status, reason, util_http_date(), body.len, status == 405 ? "Allow: GET, POST, PUT\r\n" : "",
                  status == 503 ? "Retry-After: 1\r\n" : "");
     sbuf_append(&head, body.data, body.len);
     if (fd >= 0) {

@@ -157,6 +157,8 @@ static void send_answer(struct srv *s, struct evhttp_request *req, enum hook_ver
     if (a->retry_after) {
         evhttp_add_header(oh, "Retry-After", "1");
     }
+    /* evhttp would add it too, through gmtime and strftime for every answer (3k instructions). */
+    evhttp_add_header(oh, "Date", util_http_date());
     if (v == HOOK_METHOD_NOT_ALLOWED) {
         evhttp_add_header(oh, "Allow", "GET, POST, PUT");
     }

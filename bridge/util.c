@@ -320,3 +320,18 @@ void util_rfc3339_now(char out[25])
     out[23] = 'Z';
     out[24] = '\0';
 }
+
+const char *util_http_date(void)
+{
+    /* strftime's %a and %b are English in the C locale, and the bridge never calls setlocale. */
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[40];
+    time_t now = time(NULL);
+    if (now != cached_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(cached, sizeof(cached), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_sec = now;
+    }
+    return cached;
+}

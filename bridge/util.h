@@ -90,4 +90,10 @@ long long util_now_us(void);
 /** Writes the current UTC time as RFC 3339 with milliseconds ("2026-11-27T14:20:19.123Z"); out must hold 25 bytes. */
 void util_rfc3339_now(char out[25]);
 
+/**
+ * The current time as an HTTP Date header value (IMF-fixdate, "Fri, 27 Nov 2026 21:04:13 GMT").
+ * Formatted once a second per thread; the text is the thread's own until its next call.
+ */
+const char *util_http_date(void);
+
 #endif

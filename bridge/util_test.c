@@ -89,12 +89,28 @@ static void rfc3339(void **state)
     regfree(&re);
 }
 
+static void http_date_format(void **state)
+{
+    (void)state;
+    regex_t re;
+    assert_int_equal(regcomp(&re,
+                             "^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] "
+                             "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                             "[0-9]{4} [0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
+    const char *d = util_http_date();
+    assert_int_equal(strlen(d), 29);
+    assert_int_equal(regexec(&re, d, 0, NULL, 0), 0);
+    regfree(&re);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(percent_decode), cmocka_unit_test(json_escape),
         cmocka_unit_test(utf8_lengths),   cmocka_unit_test(ct_equal),
-        cmocka_unit_test(rfc3339),
+        cmocka_unit_test(rfc3339),        cmocka_unit_test(http_date_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

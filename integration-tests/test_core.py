@@ -88,3 +88,19 @@ def test_proto_decode_prints_the_message(kafka, bridge, names, proto_decode_bin)
     # Same keys in the same order, same types (1.5 stays a float, true is not 1).
     as_pairs = json.loads(json.dumps(printed), object_pairs_hook=Pairs)
     assert typed(as_pairs) == typed(decode_pairs(rec.value))
+
+
+def test_answers_carry_one_current_date(kafka, bridge, names):
+    """Every answer has exactly one Date header (RFC 9110 §6.6.1), in IMF-fixdate, and current:
+    the bridge formats it once a second instead of leaving it to libevent per answer."""
+    import email.utils
+    import time
+
+    for path in (names.path(), names.path(key="wrong-key")):
+        before = time.time()
+        resp = bridge.post(path, body='{"a":1}')
+        dates = resp.header_all("Date")
+        assert len(dates) == 1, resp
+        assert dates[0].endswith(" GMT") and len(dates[0]) == 29, dates
+        when = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+        assert before - 2 <= when <= time.time() + 1, (dates, before)

@@ -44,6 +44,8 @@ def assert_json_answer(answer, status, words):
     got, headers, body = answer
     assert got == status, answer
     assert headers.get("content-type") == "application/json", answer
+    # Whoever wrote the answer (libevent, the bridge, the connection layer), it is dated.
+    assert headers.get("date", "").endswith(" GMT"), answer
     msg = json.loads(body)["message"]
     assert words.lower() in msg.lower(), msg
 

@@ -100,25 +100,39 @@ static size_t ascii_run(const unsigned char *s, size_t n)
 }
 
 /*
+ * The length of the UTF-8 sequence lead byte c starts, 0 if it starts none, and the range its
+ * second byte must be in (Unicode table 3-7: no overlong forms, surrogates, or past U+10FFFF).
+ */
+static size_t utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
+{
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        return 2;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        *lo = c == 0xE0 ? 0xA0 : 0x80;
+        *hi = c == 0xED ? 0x9F : 0xBF;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        *lo = c == 0xF0 ? 0x90 : 0x80;
+        *hi = c == 0xF4 ? 0x8F : 0xBF;
+        return 4;
+    }
+    return 0;
+}
+
+/*
  * s does not start a valid UTF-8 sequence: returns the length of its maximal subpart, the
  * longest prefix that could still have begun one (Unicode ch. 3), so that it becomes one U+FFFD.
  * Java's decoder replaces the same spans for all but a few overlong and surrogate forms.
  */
 static size_t subpart_len(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
+    unsigned char lo, hi;
+    size_t need = utf8_lead(s[0], &lo, &hi);
+    if (need == 0) {
         return 1;
     }
     size_t i = 1;
@@ -131,14 +145,42 @@ static size_t subpart_len(const unsigned char *s, size_t n)
     return i;
 }
 
+/*
+ * Copies the UTF-8 sequence at s (n bytes left) to o and returns its length, or 0 when it is
+ * not valid: util_utf8_seq_len's rules, inline, since text with accents has one every few words.
+ */
+static inline size_t copy_utf8(char *o, const unsigned char *s, size_t n)
+{
+    unsigned char lo, hi;
+    size_t k = utf8_lead(s[0], &lo, &hi);
+    if (k == 0 || n < k || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (size_t j = 2; j < k; j++) {
+        if ((s[j] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        o[j] = (char)s[j];
+    }
+    return k;
+}
+
 static bool is_ws(unsigned char c)
 {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-/* skip_ws() once s[i] is whitespace: pretty-printed JSON's newline and indent, 16 at a time. */
+/*
+ * skip_ws() once s[i] may be whitespace: pretty-printed JSON's newline and indent, 16 at a time,
+ * after a check for the one space that often follows a ':' or ','.
+ */
 static size_t skip_ws_run(const unsigned char *s, size_t i, size_t n)
 {
+    if (i + 1 < n && s[i] == ' ' && s[i + 1] > ' ') {
+        return i + 1;
+    }
 #ifdef PACK_SSE2
     const __m128i sp = _mm_set1_epi8(' '), nl = _mm_set1_epi8('\n');
     const __m128i cr = _mm_set1_epi8('\r'), tab = _mm_set1_epi8('\t');
@@ -228,13 +270,14 @@ void pack_text(msgpack_packer *pk, const char *s, size_t len)
 /*
  * The parser writes straight into the sbuffer, past sb->size, which moves only on success. A
  * packer call per header, string and number, each through the sbuffer's callback, would cost as
- * much as the parsing. Before each key and each value the parser makes sure of room for the rest
- * of the text plus OUT_SLACK, which covers what one value and the brackets closing after it can
- * write beyond their own length in the text: a string is never longer than its JSON form but
- * for its header (5 bytes for 2 quotes) and its block copy stores up to 32 bytes past its end; a
- * number takes up to 9 bytes; each closing bracket adds up to 4 header bytes. So nearly all
- * bodies need no growth after the first reservation (the text length plus OUT_SLACK), and one
- * made of floats (9 bytes out of 2 in "0.5,") grows by doubling.
+ * much as the parsing. Before each element (a key and its value, or an array value) the parser
+ * makes sure of room for the rest of the text plus OUT_SLACK, which covers what an element and
+ * the brackets closing after it can write beyond their length in the text: a key or string
+ * value is never longer than its JSON form but for the header (up to 5 bytes for 2 quotes), and
+ * its block stores stay within the rest of the text; a number takes up to 9 bytes from 1; each
+ * closing bracket adds up to 4 header bytes. So JSON needs no growth after the first reservation
+ * (the text length plus OUT_SLACK) unless numbers outweigh the rest, as in [0.5,0.5,...]; then
+ * the buffer doubles.
  */
 #define OUT_SLACK (64u + 4u * PACK_MAX_DEPTH)
 
@@ -561,19 +604,37 @@ static size_t unescape_u(const unsigned char *s, size_t n, char *o, size_t *m)
 /* Decodes the escape at s[0] == '\\' into o + *m. Returns the input used, or 0 if invalid. */
 static size_t unescape_one(const unsigned char *s, size_t n, char *o, size_t *m)
 {
-    static const char from[] = "\"\\/bfnrt";
-    static const char to[] = "\"\\/\b\f\n\r\t";
+    char c;
     if (n < 2) {
         return 0;
     }
-    if (s[1] == 'u') {
+    switch (s[1]) {
+    case 'u':
         return unescape_u(s, n, o, m);
-    }
-    const char *p = s[1] ? strchr(from, s[1]) : NULL;
-    if (!p) {
+    case '"':
+    case '\\':
+    case '/':
+        c = (char)s[1];
+        break;
+    case 'b':
+        c = '\b';
+        break;
+    case 'f':
+        c = '\f';
+        break;
+    case 'n':
+        c = '\n';
+        break;
+    case 'r':
+        c = '\r';
+        break;
+    case 't':
+        c = '\t';
+        break;
+    default:
         return 0;
     }
-    o[(*m)++] = to[p - from];
+    o[(*m)++] = c;
     return 2;
 }
 
@@ -590,19 +651,25 @@ static bool ends_run(unsigned char c)
  * the portable one on x86 too, so that the tests can cover it.
  */
 #ifdef PACK_SSE2
-static inline size_t copy_run(char *o, const unsigned char *s, size_t n)
+/* The bytes of x that ends_run(), one bit each. */
+static inline unsigned int stop_mask(__m128i x)
 {
     /* As signed bytes, everything from 0x80 up is below 0x20 too: one compare for both. */
     const __m128i space = _mm_set1_epi8(0x20), bs = _mm_set1_epi8('\\'), qt = _mm_set1_epi8('"');
+    __m128i stop = _mm_or_si128(_mm_cmplt_epi8(x, space),
+                                _mm_or_si128(_mm_cmpeq_epi8(x, bs), _mm_cmpeq_epi8(x, qt)));
+    return (unsigned int)_mm_movemask_epi8(stop);
+}
+
+static inline size_t copy_run(char *o, const unsigned char *s, size_t n)
+{
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
         _mm_storeu_si128((__m128i *)(void *)(o + i), x);
-        __m128i stop = _mm_or_si128(_mm_cmplt_epi8(x, space),
-                                    _mm_or_si128(_mm_cmpeq_epi8(x, bs), _mm_cmpeq_epi8(x, qt)));
-        int m = _mm_movemask_epi8(stop);
+        unsigned int m = stop_mask(x);
         if (m) {
-            return i + (size_t)__builtin_ctz((unsigned int)m);
+            return i + (size_t)__builtin_ctz(m);
         }
     }
     while (i < n && !ends_run(s[i])) {
@@ -674,13 +741,14 @@ static inline bool quote_within_32(const unsigned char *s)
 #endif
 
 /*
- * Decodes the string whose text starts at s[i], just past its opening quote, into o. Returns the
- * index past the closing quote, and the decoded length in *m; 0 if the string is invalid (a raw
- * control character, invalid UTF-8 or a bad escape, which Jackson rejects) or has no end.
+ * Decodes string text from s[i] on into o + w, up to the closing quote; the w bytes before are
+ * already there. Returns the index past the closing quote, and the decoded length in *m; 0 if the
+ * string is invalid (a raw control character, invalid UTF-8 or a bad escape, which Jackson
+ * rejects) or has no end.
  */
-static size_t decode_string(char *o, const unsigned char *s, size_t i, size_t len, size_t *m)
+static size_t decode_string(char *o, size_t w, const unsigned char *s, size_t i, size_t len,
+                            size_t *m)
 {
-    size_t w = 0;
     for (;;) {
         size_t k = copy_run(o + w, s + i, len - i);
         i += k;
@@ -695,8 +763,7 @@ static size_t decode_string(char *o, const unsigned char *s, size_t i, size_t le
         if (s[i] == '\\') {
             k = unescape_one(s + i, len - i, o, &w);
         } else {
-            k = s[i] >= 0x80 ? util_utf8_seq_len(s + i, len - i) : 0;
-            memcpy(o + w, s + i, k);
+            k = s[i] >= 0x80 ? copy_utf8(o + w, s + i, len - i) : 0;
             w += k;
         }
         if (k == 0) {
@@ -707,15 +774,15 @@ static size_t decode_string(char *o, const unsigned char *s, size_t i, size_t le
 }
 
 /*
- * Writes the string whose text starts at s[i] (past the quote) as a msgpack str at o. The body
- * goes after a header of the size a quote within the next 32 bytes suggests (a fixstr, else a
- * str8); when the decoded length needs another size, the body moves.
+ * Writes a string as a msgpack str at o, its body after an h-byte header, where the first w
+ * bytes of the body are already in place and its text goes on at s[i]. When the decoded length
+ * needs another header size, the body moves.
  */
-static struct pos put_string(char *o, const unsigned char *s, size_t i, size_t len)
+static struct pos put_string_at(char *o, size_t h, size_t w, const unsigned char *s, size_t i,
+                                size_t len)
 {
-    size_t h = len - i < 32 || quote_within_32(s + i) ? 1 : 2;
     size_t m;
-    size_t end = decode_string(o + h, s, i, len, &m);
+    size_t end = decode_string(o + h, w, s, i, len, &m);
     if (end == 0) {
         return BAD;
     }
@@ -724,6 +791,59 @@ static struct pos put_string(char *o, const unsigned char *s, size_t i, size_t l
     }
     o = put_str_header(o, m);
     return (struct pos){o + m, end};
+}
+
+#ifdef PACK_SSE2
+/*
+ * put_string for a string whose first 32 bytes (a, b) are plain: a str8 header, unless the
+ * string turns out to be 256 bytes or longer, or to hold escapes or UTF-8 (put_string_at).
+ */
+static struct pos put_long_string(char *o, const unsigned char *s, size_t i, size_t len,
+                                  __m128i a, __m128i b)
+{
+    _mm_storeu_si128((__m128i *)(void *)(o + 2), a);
+    _mm_storeu_si128((__m128i *)(void *)(o + 18), b);
+    size_t k = 32 + copy_run(o + 34, s + i + 32, len - i - 32);
+    if (i + k == len || s[i + k] != '"' || k >= 256) {
+        return put_string_at(o, 2, k, s, i + k, len);
+    }
+    o[0] = (char)0xd9;
+    o[1] = (char)k;
+    return (struct pos){o + 2 + k, i + k + 1};
+}
+#endif
+
+/*
+ * Writes the string whose text starts at s[i] (past the quote) as a msgpack str at o. Nearly
+ * every string is plain bytes; SSE2 looks at its first 16 and 32 bytes: a closing quote there
+ * means a fixstr already copied, none means a string of 32 bytes or more that goes on after a
+ * str8 header. Otherwise (escapes, UTF-8, the end of the text near) the header size is what a
+ * quote within the next 32 bytes suggests.
+ */
+static inline struct pos put_string(char *o, const unsigned char *s, size_t i, size_t len)
+{
+#ifdef PACK_SSE2
+    if (len - i >= 32) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        _mm_storeu_si128((__m128i *)(void *)(o + 1), a);
+        unsigned int m = stop_mask(a);
+        if (m == 0) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 16));
+            _mm_storeu_si128((__m128i *)(void *)(o + 17), b);
+            m = stop_mask(b) << 16;
+            if (m == 0) {
+                return put_long_string(o, s, i, len, a, b);
+            }
+        }
+        size_t k = (size_t)__builtin_ctz(m);
+        if (s[i + k] == '"') {
+            *o = (char)(0xa0 | k);
+            return (struct pos){o + 1 + k, i + k + 1};
+        }
+    }
+#endif
+    size_t h = len - i < 32 || quote_within_32(s + i) ? 1 : 2;
+    return put_string_at(o, h, 0, s, i, len);
 }
 
 /* ==== Structure ==== */
@@ -811,11 +931,12 @@ static char *close_frame(char *base, const struct frame *f, char *o)
 }
 
 /*
- * Packs the value at s[i], a '{' or '[', into sb past sb->size; returns the end, or NULL if the
- * text is not JSON. Each turn of the outer loop writes one value (a scalar, or a container's
- * reserved header byte); the inner loop then consumes what follows it: closing brackets, each
- * completing its container, then the ',' (or, in a container just opened, nothing) before the
- * next element. The stack holds the open containers; the root's close ends the walk.
+ * Packs the value at s[i], a '{' or '[', into sb past sb->size, where pack_json made room for the
+ * text plus OUT_SLACK; returns the end, or NULL if the text is not JSON. Each turn of the outer
+ * loop writes one value (a scalar, or a container's reserved header byte); the inner loop then
+ * consumes what follows it: closing brackets, each completing its container, then the ',' (or,
+ * in a container just opened, nothing) before the next element, whose key it writes in a map.
+ * The stack holds the open containers; the root's close ends the walk.
  */
 static char *pack_value(const struct text *tx, size_t i, msgpack_sbuffer *sb)
 {
@@ -823,13 +944,10 @@ static char *pack_value(const struct text *tx, size_t i, msgpack_sbuffer *sb)
     size_t len = tx->len;
     struct frame st[PACK_MAX_DEPTH];
     int depth = 0;
+    /* pack_json reserved the room for the root. */
     char *o = sb->data + sb->size, *lim = sb->data + sb->alloc;
 
     for (;;) {
-        if ((size_t)(lim - o) < len - i + OUT_SLACK) {
-            o = room(sb, o, len - i);
-            lim = sb->data + sb->alloc;
-        }
         bool opened = false;
         if (i < len && (s[i] == '{' || s[i] == '[')) {
             if (depth == PACK_MAX_DEPTH) {
@@ -847,36 +965,39 @@ static char *pack_value(const struct text *tx, size_t i, msgpack_sbuffer *sb)
             o = p.o;
             i = p.i;
         }
-        struct frame *f;
+        struct frame *f = &st[depth - 1];
         for (;;) {
-            f = &st[depth - 1];
-            i = skip_ws(s, i, len);
-            if (i == len) {
-                return NULL;
+            unsigned char c = i < len ? s[i] : 0;
+            if (c == ',' && !opened) {
+                i = skip_ws(s, i + 1, len);
+                break;
             }
-            if (s[i] == (f->map ? '}' : ']')) {
+            if (c == (f->map ? '}' : ']')) {
                 o = close_frame(sb->data, f, o);
                 i++;
                 opened = false;
                 if (--depth == 0) {
                     return o;
                 }
+                f--;
+                continue;
+            }
+            if (is_ws(c)) {
+                i = skip_ws_run(s, i, len);
                 continue;
             }
             if (!opened) {
-                if (s[i] != ',') {
-                    return NULL;
-                }
-                i = skip_ws(s, i + 1, len);
+                return NULL;
             }
             break;
         }
+        /* One check covers the element: its key, its value and the brackets closing after it. */
+        if ((size_t)(lim - o) < len - i + OUT_SLACK) {
+            o = room(sb, o, len - i);
+            lim = sb->data + sb->alloc;
+        }
         f->n++;
         if (f->map) {
-            if ((size_t)(lim - o) < len - i + OUT_SLACK) {
-                o = room(sb, o, len - i);
-                lim = sb->data + sb->alloc;
-            }
             struct pos p = put_key(o, tx, i);
             if (!p.o) {
                 return NULL;

@@ -964,8 +964,9 @@ static void test_oracle_tables(void **state)
 }
 
 /*
- * Each payload file, and every prefix of it: a prefix fails after up to hundreds of containers
- * and strings (each left unfinished somewhere), and must become the same raw string.
+ * Each payload file, and its prefixes: a prefix fails after up to hundreds of containers and
+ * strings (each left unfinished somewhere), and must become the same raw string. Every prefix of
+ * the first 600 bytes, then every 7th (a sanitizer build runs all of them in about 10 s).
  */
 static void test_oracle_payloads(void **state)
 {
@@ -978,9 +979,10 @@ static void test_oracle_payloads(void **state)
     for (size_t f = 0; f < ARRAY_LEN(files); f++) {
         size_t len;
         char *text = read_file(files[f], &len);
-        for (size_t n = 1; n <= len; n++) {
+        for (size_t n = 1; n <= len; n += n < 600 ? 1 : 7) {
             check_oracle(pp, op, text, n);
         }
+        check_oracle(pp, op, text, len);
         xfree(text);
     }
     pack_oracle_free(op);

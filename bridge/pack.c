@@ -15,7 +15,10 @@
  * header. One byte is reserved for the header (a fixmap or fixarray holds up to 15 elements);
  * a container that closes with more moves its elements up by 2 (or 4) bytes and writes a
  * map16/array16 (map32/array32) header. Strings reserve their header the same way, guessing its
- * size from whether a quote is near. Nearly every container and string needs no move.
+ * size from whether a quote is near. Nearly every container and string needs no move (on the
+ * GitHub push, 2 maps of 16 or more keys do). A byte moves once per enclosing container of 16
+ * or more elements, so at most PACK_MAX_DEPTH times: linear, and cheaper on real bodies than
+ * reserving 5 bytes per header and compacting everything once at the end.
  */
 #include "pack.h"
 

@@ -1,7 +1,9 @@
 /*
- * fuzz_pack.c: libFuzzer target for pack.c. pack_body must append exactly one msgpack value with
- * all strings valid UTF-8 and nesting within PACK_MAX_DEPTH; raw valid UTF-8 must come back as
- * it was; and its JSON verdict and values must match jansson's wherever the two agree on JSON.
+ * fuzz_pack.c: libFuzzer target for pack.c. pack_body and pack_json must write exactly the bytes
+ * the previous jsmn implementation (pack_oracle.c) writes; pack_body must append exactly one
+ * msgpack value with all strings valid UTF-8 and nesting within PACK_MAX_DEPTH; raw valid UTF-8
+ * must come back as it was; and its JSON verdict and values must match jansson's wherever the
+ * two agree on JSON.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <msgpack.h>
 
 #include "pack.h"
+#include "pack_oracle.h"
 #include "util.h"
 
 #define CHECK(cond)                                                                                \
@@ -197,17 +200,60 @@ static void cross_check(const uint8_t *data, size_t size, const msgpack_object *
     json_decref(j);
 }
 
+/* ==== Cross-check with the oracle ==== */
+
+/*
+ * A buffer holding only the byte c0 with no spare room, so that every byte pack.c writes beyond
+ * what it reserved lands outside the allocation, where AddressSanitizer sees it.
+ */
+static void tight_buffer(msgpack_sbuffer *sb)
+{
+    sb->data = xmalloc(1);
+    sb->data[0] = '\xc0';
+    sb->size = 1;
+    sb->alloc = 1;
+}
+
+/* The same bytes after the c0 as the oracle, which starts from an ordinary buffer. */
+static void same_as_oracle(const msgpack_sbuffer *sb, const msgpack_sbuffer *want)
+{
+    CHECK(sb->size == want->size);
+    CHECK(memcmp(sb->data, want->data, want->size) == 0);
+}
+
+/* pack_json alone, on the bytes as they are (no repair): the same verdict and bytes. */
+static void check_json(struct pack_parser *pp, struct pack_oracle *op, const uint8_t *data,
+                       size_t size)
+{
+    msgpack_sbuffer sb, want;
+    tight_buffer(&sb);
+    msgpack_sbuffer_init(&want);
+    msgpack_sbuffer_write(&want, "\xc0", 1);
+    bool ok = pack_json(pp, (const char *)data, size, &sb);
+    CHECK(ok == pack_oracle_json(op, (const char *)data, size, &want));
+    same_as_oracle(&sb, &want);
+    msgpack_sbuffer_destroy(&want);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct pack_parser *pp;
+    static struct pack_oracle *op;
     if (!pp) {
         pp = pack_parser_new();
+        op = pack_oracle_new();
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_sbuffer_write(&sb, "\xc0", 1); /* pack_body appends: this byte must survive */
+    msgpack_sbuffer sb, want;
+    tight_buffer(&sb); /* pack_body appends: this byte must survive */
     enum pack_body_kind kind = pack_body(pp, (const char *)data, size, &sb);
     CHECK(sb.data[0] == '\xc0');
+    msgpack_sbuffer_init(&want);
+    msgpack_sbuffer_write(&want, "\xc0", 1);
+    CHECK(kind == pack_oracle_body(op, (const char *)data, size, &want));
+    same_as_oracle(&sb, &want);
+    msgpack_sbuffer_destroy(&want);
+    check_json(pp, op, data, size);
 
     msgpack_unpacked u;
     size_t off = 1;

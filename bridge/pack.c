@@ -1,18 +1,24 @@
 /*
  * pack.c: request body → Kestra's trigger.body as msgpack (map, array or raw str).
- * jsmn tokenizes; one linear pass over the tokens validates and packs. No I/O, no recursion.
+ * One pass over the text validates the JSON and writes msgpack as it goes. No I/O, no recursion,
+ * no token array: the only memory is the output buffer and a nesting stack of PACK_MAX_DEPTH.
  *
  * Parser choice, measured on this machine (pack_bench: gcc -O2, CPU time, median of 5 runs, on
  * the 7339-byte GitHub push payload in testdata/payloads): jansson json_loadb alone 143-200 us;
- * jsmn tokenizing alone 8.4-8.7 us; pack_body (jsmn, all validation, msgpack out) 12.7-13.5 us.
- * The 242-byte payload: 0.56 us for pack_body, 4.9 us for json_loadb. While the machine is busy
- * all figures rise 1.5-2x. jsmn's byte loop is two thirds of pack_body; jansson also builds a
- * tree of allocated nodes we would walk and free again, while jsmn fills a flat array we reuse.
+ * jsmn tokenizing alone 8.4-8.7 us; the jsmn version of pack_body (tokens, then a validating
+ * walk over them; kept as pack_oracle.c) 12-24 us; this one-pass parser 3.6-5.9 us in the same
+ * runs (8535-byte pretty-printed copy: 6.9-8.3 us against 21-29 us). Callgrind, release build:
+ * 5.3 instructions a byte in the bridge against 22 for the jsmn version. jansson also builds a
+ * tree of allocated nodes we would walk and free again; a token array is a second pass.
  *
- * jsmn is lax, so everything it does not check is checked here (see "The token walk"): literals,
- * number syntax, string escapes, control characters and UTF-8 inside strings, every separator
- * between tokens (it ignores commas and colons), keys with exactly one value. It also has costs
- * that grow with nesting, which the window in tokenize() bounds.
+ * A container's element count is known only at its closing bracket, and msgpack wants it in the
+ * header. One byte is reserved for the header (a fixmap or fixarray holds up to 15 elements);
+ * a container that closes with more moves its elements up by 2 (or 4) bytes and writes a
+ * map16/array16 (map32/array32) header. Strings reserve their header the same way, guessing its
+ * size from whether a quote is near. Nearly every container and string needs no move (on the
+ * GitHub push, 2 maps of 16 or more keys do). A byte moves once per enclosing container of 16
+ * or more elements, so at most PACK_MAX_DEPTH times: linear, and cheaper on real bodies than
+ * reserving 5 bytes per header and compacting everything once at the end.
  */
 #include "pack.h"
 
@@ -24,38 +30,20 @@
 #include <string.h>
 #if defined(__SSE2__) && !defined(PACK_NO_SIMD)
 #include <emmintrin.h>
+#define PACK_SSE2 1
 #endif
-
-#define JSMN_STATIC
-#define JSMN_STRICT
-#define JSMN_PARENT_LINKS
-#include <jsmn.h>
 
 #include "util.h"
 
 /* ==== Parser state ==== */
 
-/* 512 tokens (10 KB) hold a typical GitHub payload; above 8192 (160 KB) we shrink back. */
-#define TOK_INITIAL 512u
-#define TOK_RETAIN 8192u
-
-/* jsmn returns to us after at most this many new tokens, so the depth guard can run. */
-#define TOK_WINDOW 64u
-
-/* tokenize() stopped early because the first value was complete. */
-#define TOK_ROOT_DONE (-100)
-
 struct pack_parser {
-    jsmntok_t *tok;
-    unsigned int cap;
     locale_t c_locale; /* strtod must read '.' whatever setlocale() did */
 };
 
 struct pack_parser *pack_parser_new(void)
 {
     struct pack_parser *pp = xcalloc(1, sizeof(*pp));
-    pp->cap = TOK_INITIAL;
-    pp->tok = xmalloc(pp->cap * sizeof(*pp->tok));
     pp->c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     if (pp->c_locale == (locale_t)0) {
         fprintf(stderr, "webhook-bridge: out of memory creating the C locale\n");
@@ -70,32 +58,13 @@ void pack_parser_free(struct pack_parser *pp)
         return;
     }
     freelocale(pp->c_locale);
-    xfree(pp->tok);
     xfree(pp);
 }
 
 size_t pack_parser_retained(const struct pack_parser *pp)
 {
-    return (size_t)pp->cap * sizeof(*pp->tok);
-}
-
-static void reserve_tokens(struct pack_parser *pp, unsigned int n)
-{
-    if (n <= pp->cap) {
-        return;
-    }
-    unsigned int cap = pp->cap <= UINT_MAX / 2 && pp->cap * 2 > n ? pp->cap * 2 : n;
-    pp->tok = xrealloc(pp->tok, (size_t)cap * sizeof(*pp->tok));
-    pp->cap = cap;
-}
-
-/* Gives back what one huge body made us allocate. */
-static void trim(struct pack_parser *pp)
-{
-    if (pp->cap > TOK_RETAIN) {
-        pp->cap = TOK_INITIAL;
-        pp->tok = xrealloc(pp->tok, pp->cap * sizeof(*pp->tok));
-    }
+    (void)pp;
+    return 0;
 }
 
 /*
@@ -134,9 +103,28 @@ static size_t ascii_run(const unsigned char *s, size_t n)
     return i;
 }
 
-static bool is_special(unsigned char c)
+/*
+ * The length of the UTF-8 sequence lead byte c starts, 0 if it starts none, and the range its
+ * second byte must be in (Unicode table 3-7: no overlong forms, surrogates, or past U+10FFFF).
+ */
+static size_t utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
 {
-    return c < 0x20 || c >= 0x80 || c == '\\';
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        return 2;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        *lo = c == 0xE0 ? 0xA0 : 0x80;
+        *hi = c == 0xED ? 0x9F : 0xBF;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        *lo = c == 0xF0 ? 0x90 : 0x80;
+        *hi = c == 0xF4 ? 0x8F : 0xBF;
+        return 4;
+    }
+    return 0;
 }
 
 /*
@@ -146,19 +134,9 @@ static bool is_special(unsigned char c)
  */
 static size_t subpart_len(const unsigned char *s, size_t n)
 {
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
+    unsigned char lo, hi;
+    size_t need = utf8_lead(s[0], &lo, &hi);
+    if (need == 0) {
         return 1;
     }
     size_t i = 1;
@@ -171,17 +149,65 @@ static size_t subpart_len(const unsigned char *s, size_t n)
     return i;
 }
 
-static bool is_ws(char c)
+/*
+ * Copies the UTF-8 sequence at s (n bytes left) to o and returns its length, or 0 when it is
+ * not valid: util_utf8_seq_len's rules, inline, since text with accents has one every few words.
+ */
+static inline size_t copy_utf8(char *o, const unsigned char *s, size_t n)
+{
+    unsigned char lo, hi;
+    size_t k = utf8_lead(s[0], &lo, &hi);
+    if (k == 0 || n < k || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (size_t j = 2; j < k; j++) {
+        if ((s[j] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        o[j] = (char)s[j];
+    }
+    return k;
+}
+
+static bool is_ws(unsigned char c)
 {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-static size_t skip_ws(const char *s, size_t i, size_t n)
+/*
+ * skip_ws() once s[i] may be whitespace: pretty-printed JSON's newline and indent, 16 at a time,
+ * after a check for the one space that often follows a ':' or ','.
+ */
+static size_t skip_ws_run(const unsigned char *s, size_t i, size_t n)
 {
+    if (i + 1 < n && s[i] == ' ' && s[i + 1] > ' ') {
+        return i + 1;
+    }
+#ifdef PACK_SSE2
+    const __m128i sp = _mm_set1_epi8(' '), nl = _mm_set1_epi8('\n');
+    const __m128i cr = _mm_set1_epi8('\r'), tab = _mm_set1_epi8('\t');
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i ws = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, sp), _mm_cmpeq_epi8(x, nl)),
+                                  _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, tab)));
+        unsigned int m = ~(unsigned int)_mm_movemask_epi8(ws) & 0xFFFF;
+        if (m) {
+            return i + (size_t)__builtin_ctz(m);
+        }
+    }
+#endif
     while (i < n && is_ws(s[i])) {
         i++;
     }
     return i;
+}
+
+/* The index of the first non-whitespace byte at or after i, or n. Compact JSON has none. */
+static inline size_t skip_ws(const unsigned char *s, size_t i, size_t n)
+{
+    return i < n && s[i] > ' ' ? i : skip_ws_run(s, i, n);
 }
 
 /* ==== Raw text ==== */
@@ -243,114 +269,42 @@ void pack_text(msgpack_packer *pk, const char *s, size_t len)
     xfree(fixed);
 }
 
-/* ==== Tokenizing ==== */
-
-/*
- * False when token s, the one jsmn is filling, sits deeper than a body may: more than
- * PACK_MAX_DEPTH containers above it, or a parent chain longer than valid JSON allows (each
- * container has at most a key between it and the next). jsmn makes chains of any length out of
- * `"a":"b":"c"...`, so the walk stops counting early.
- */
-static bool shallow(const jsmntok_t *tok, int s)
-{
-    int containers = 0, steps = 0;
-    for (; s >= 0; s = tok[s].parent) {
-        if (++steps > 2 * PACK_MAX_DEPTH) {
-            return false;
-        }
-        if (tok[s].type == JSMN_OBJECT || tok[s].type == JSMN_ARRAY) {
-            containers++;
-        }
-    }
-    return containers <= PACK_MAX_DEPTH;
-}
-
-/*
- * Runs jsmn over js[0, len). Returns jsmn's result, or TOK_ROOT_DONE when it stopped in text
- * after the first value; *ntok is the number of tokens.
- *
- * jsmn closes a bracket by walking up the parent links from the newest token, so `[[[[...]]]]`
- * costs it depth² steps: 20 s here for 100000 levels (200 KB), far longer for 1 MiB. Handing it at
- * most TOK_WINDOW new tokens per call (it resumes where it stopped after JSMN_ERROR_NOMEM) lets us
- * check the depth between calls and give up once it is more than any body may have; then every walk
- * is short.
- *
- * jsmn's state is a local: the text is char, which may alias any object whose address has
- * escaped, and then every byte read would reload jsmn's position (a third slower).
- */
-static int tokenize(struct pack_parser *pp, const char *js, size_t len, int *ntok)
-{
-    jsmn_parser p;
-    int r;
-    jsmn_init(&p);
-    for (;;) {
-        unsigned int limit = p.toknext + TOK_WINDOW;
-        reserve_tokens(pp, limit);
-        r = jsmn_parse(&p, js, len, pp->tok, limit);
-        if (r != JSMN_ERROR_NOMEM) {
-            break;
-        }
-        if (pp->tok[0].end != -1) {
-            r = TOK_ROOT_DONE;
-            break;
-        }
-        if (!shallow(pp->tok, p.toksuper)) {
-            r = JSMN_ERROR_INVAL;
-            break;
-        }
-    }
-    *ntok = (int)p.toknext;
-    return r;
-}
-
-/*
- * Tokenizes the first value of js, which starts with '{' or '['. Returns the number of tokens,
- * or -1 when the first value is not complete.
- *
- * jsmn reads on after the first value, and text there can still change tokens inside it: a ':'
- * makes the newest token a parent again. So when anything but whitespace follows, the first
- * value is tokenized again on its own. Jackson ignores the rest the same way.
- */
-static int tokenize_first(struct pack_parser *pp, const char *js, size_t len)
-{
-    int ntok;
-    int r = tokenize(pp, js, len, &ntok);
-    if (ntok == 0 || pp->tok[0].end == -1) {
-        return -1;
-    }
-    size_t end = (size_t)pp->tok[0].end;
-    if (r < 0 || skip_ws(js, end, len) != len) {
-        r = tokenize(pp, js, end, &ntok);
-        if (r < 0) {
-            return -1;
-        }
-    }
-    return ntok;
-}
-
 /* ==== Output ==== */
 
 /*
- * The walk writes straight into the sbuffer. pack_json first reserves the most a value can take:
- * OUT_PER_TOKEN bytes per token (a header is at most 5 bytes, a number 9) plus the text length
- * (a string is never longer than its JSON form) plus OUT_SLACK for the block-sized stores that
- * run past the end of a string. A packer call per header and per string, each through the
- * sbuffer's callback, cost as much as tokenizing. Numbers, rarer, still use msgpack-c.
+ * The parser writes straight into the sbuffer, past sb->size, which moves only on success. A
+ * packer call per header, string and number, each through the sbuffer's callback, would cost as
+ * much as the parsing. Before each element (a key and its value, or an array value) the parser
+ * makes sure of room for the rest of the text plus OUT_SLACK, which covers what an element and
+ * the brackets closing after it can write beyond their length in the text: a key or string
+ * value is never longer than its JSON form but for the header (up to 5 bytes for 2 quotes), and
+ * its block stores stay within the rest of the text; a number takes up to 9 bytes from 1; each
+ * closing bracket adds up to 4 header bytes. So JSON needs no growth after the first reservation
+ * (the text length plus OUT_SLACK) unless numbers outweigh the rest, as in [0.5,0.5,...]; then
+ * the buffer doubles.
  */
-#define OUT_PER_TOKEN 9u
-#define OUT_SLACK 16u
+#define OUT_SLACK (64u + 4u * PACK_MAX_DEPTH)
 
-static void reserve_out(msgpack_sbuffer *sb, size_t n)
+/* Makes room for `need` bytes from sb->data + at on (the buffer may move). */
+static void reserve(msgpack_sbuffer *sb, size_t at, size_t need)
 {
-    if (sb->alloc - sb->size >= n) {
+    if (sb->alloc - at >= need) {
         return;
     }
-    size_t alloc = sb->alloc * 2 > sb->size + n ? sb->alloc * 2 : sb->size + n;
+    size_t alloc = sb->alloc * 2 > at + need ? sb->alloc * 2 : at + need;
     sb->data = xrealloc(sb->data, alloc);
     sb->alloc = alloc;
 }
 
-static char *put_be(char *o, size_t v, int bytes)
+/* Makes room for the rest of the text from s[i] at o; returns o in the (moved) buffer. */
+static char *room(msgpack_sbuffer *sb, char *o, size_t rest)
+{
+    size_t at = (size_t)(o - sb->data);
+    reserve(sb, at, rest + OUT_SLACK);
+    return sb->data + at;
+}
+
+static char *put_be(char *o, uint64_t v, int bytes)
 {
     for (int i = bytes - 1; i >= 0; i--) {
         o[i] = (char)(v & 0xFF);
@@ -365,39 +319,90 @@ static size_t str_header_len(size_t n)
     return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
 }
 
-/* A map, array or str header: the fix form when n fits, else the 8- (str only), 16- or 32-bit one.
- */
-static inline char *put_header(char *o, jsmntype_t type, size_t n)
+/* A str header: fixstr, str8, str16 or str32, the shortest that holds n. */
+static char *put_str_header(char *o, size_t n)
 {
-    static const unsigned char fix[] = {
-        [JSMN_OBJECT] = 0x80, [JSMN_ARRAY] = 0x90, [JSMN_STRING] = 0xa0};
-    static const unsigned char b16[] = {
-        [JSMN_OBJECT] = 0xde, [JSMN_ARRAY] = 0xdc, [JSMN_STRING] = 0xda};
-    size_t fixmax = type == JSMN_STRING ? 32 : 16;
-    if (n < fixmax) {
-        *o = (char)(fix[type] | n);
+    if (n < 32) {
+        *o = (char)(0xa0 | n);
         return o + 1;
     }
-    if (type == JSMN_STRING && n < 256) {
+    if (n < 256) {
         o[0] = (char)0xd9;
         o[1] = (char)n;
         return o + 2;
     }
-    /* The 32-bit form follows the 16-bit one in each family (dc dd, de df, da db). */
-    *o = (char)(b16[type] + (n >= 65536));
+    *o = (char)(n < 65536 ? 0xda : 0xdb);
     return put_be(o + 1, n, n < 65536 ? 2 : 4);
 }
 
-/* A msgpack_packer write callback that appends at a cursor in the reserved space. */
-static int cursor_write(void *data, const char *buf, size_t len)
+/* The smallest msgpack form of a non-negative integer, as msgpack_pack_uint64/int64 choose it. */
+static char *put_uint(char *o, uint64_t v)
 {
-    char **o = data;
-    memcpy(*o, buf, len);
-    *o += len;
-    return 0;
+    if (v < 128) {
+        *o = (char)v;
+        return o + 1;
+    }
+    if (v < 256) {
+        o[0] = (char)0xcc;
+        o[1] = (char)v;
+        return o + 2;
+    }
+    if (v < 65536) {
+        *o = (char)0xcd;
+        return put_be(o + 1, v, 2);
+    }
+    if (v <= UINT32_MAX) {
+        *o = (char)0xce;
+        return put_be(o + 1, v, 4);
+    }
+    *o = (char)0xcf;
+    return put_be(o + 1, v, 8);
+}
+
+/* The smallest msgpack form of an integer, as msgpack_pack_int64 chooses it. */
+static char *put_int(char *o, int64_t v)
+{
+    if (v >= 0) {
+        return put_uint(o, (uint64_t)v);
+    }
+    if (v >= -32) {
+        *o = (char)(uint8_t)v;
+        return o + 1;
+    }
+    if (v >= INT8_MIN) {
+        o[0] = (char)0xd0;
+        o[1] = (char)(uint8_t)v;
+        return o + 2;
+    }
+    if (v >= INT16_MIN) {
+        *o = (char)0xd1;
+        return put_be(o + 1, (uint64_t)v, 2);
+    }
+    if (v >= INT32_MIN) {
+        *o = (char)0xd2;
+        return put_be(o + 1, (uint64_t)v, 4);
+    }
+    *o = (char)0xd3;
+    return put_be(o + 1, (uint64_t)v, 8);
+}
+
+static char *put_double(char *o, double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof(bits));
+    *o = (char)0xcb;
+    return put_be(o + 1, bits, 8);
 }
 
 /* ==== Scalars ==== */
+
+/* Where the parser is: output cursor and text index; o is NULL once the text is known bad. */
+struct pos {
+    char *o;
+    size_t i;
+};
+
+static const struct pos BAD = {NULL, 0};
 
 static size_t digits(const char *s, size_t i, size_t n)
 {
@@ -408,10 +413,7 @@ static size_t digits(const char *s, size_t i, size_t n)
     return i - start;
 }
 
-/*
- * True when s[0, n) is a JSON number; *is_int says whether it has neither fraction nor exponent.
- * jsmn accepts any run of printable bytes here ("01", "1.", "-", "1e+", "0x1f").
- */
+/* True when s[0, n) is a JSON number; *is_int says whether it has neither fraction nor exponent. */
 static bool number_syntax(const char *s, size_t n, bool *is_int)
 {
     size_t i = s[0] == '-' ? 1 : 0;
@@ -442,41 +444,37 @@ static bool number_syntax(const char *s, size_t n, bool *is_int)
     return i == n;
 }
 
-/* Packs an integer literal; false when it does not fit 64 bits (then it is a float64). */
-static bool pack_int(msgpack_packer *pk, const char *s, size_t n)
+/* Writes an integer literal at o; NULL when it does not fit 64 bits (then it is a float64). */
+static char *put_int_text(char *o, const char *s, size_t n)
 {
     bool neg = s[0] == '-';
     uint64_t v = 0;
     for (size_t i = neg; i < n; i++) {
         unsigned int d = (unsigned int)(s[i] - '0');
         if (v > (UINT64_MAX - d) / 10) {
-            return false;
+            return NULL;
         }
         v = v * 10 + d;
     }
     if (!neg) {
-        put(v <= INT64_MAX ? msgpack_pack_int64(pk, (int64_t)v) : msgpack_pack_uint64(pk, v));
-    } else if (v <= INT64_MAX) {
-        put(msgpack_pack_int64(pk, -(int64_t)v));
-    } else if (v == (uint64_t)INT64_MAX + 1) {
-        put(msgpack_pack_int64(pk, INT64_MIN));
-    } else {
-        return false;
+        return put_uint(o, v);
     }
-    return true;
+    if (v <= INT64_MAX) {
+        return put_int(o, -(int64_t)v);
+    }
+    return v == (uint64_t)INT64_MAX + 1 ? put_int(o, INT64_MIN) : NULL;
 }
 
 /* Writes the number s[0, n) at o; returns the end, or NULL if it is not a JSON number. */
-static char *put_number(char *o, const char *s, size_t n, locale_t loc)
+static char *put_number_text(char *o, const char *s, size_t n, locale_t loc)
 {
     bool is_int;
     if (n > PACK_MAX_NUMBER_LEN || !number_syntax(s, n, &is_int)) {
         return NULL;
     }
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &o, cursor_write);
-    if (is_int && pack_int(&pk, s, n)) {
-        return o;
+    char *end = is_int ? put_int_text(o, s, n) : NULL;
+    if (end) {
+        return end;
     }
     /*
      * strtod needs a terminated string (the syntax check above leaves it nothing to reject)
@@ -489,26 +487,52 @@ static char *put_number(char *o, const char *s, size_t n, locale_t loc)
     locale_t prev = uselocale(loc);
     double d = strtod(buf, NULL);
     uselocale(prev);
-    put(msgpack_pack_double(&pk, d));
-    return o;
+    return put_double(o, d);
 }
 
-/* jsmn takes any primitive that starts with t, f, n, '-' or a digit: "tru", "nulll", "t{". */
-static char *put_primitive(char *o, const char *s, size_t n, locale_t loc)
+static bool is_number_char(unsigned char c)
 {
-    switch (s[0]) {
-    case 't':
-        *o = (char)0xc3;
-        return n == 4 && memcmp(s, "true", 4) == 0 ? o + 1 : NULL;
-    case 'f':
-        *o = (char)0xc2;
-        return n == 5 && memcmp(s, "false", 5) == 0 ? o + 1 : NULL;
-    case 'n':
-        *o = (char)0xc0;
-        return n == 4 && memcmp(s, "null", 4) == 0 ? o + 1 : NULL;
-    default:
-        return put_number(o, s, n, loc);
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/*
+ * The number at s[i]. Integers of up to 19 digits (all fit 64 bits) are read in the same loop
+ * that finds their end; fractions, exponents, longer integers and bad syntax take the run of
+ * number characters through number_syntax and strtod. A run that stops early (`1x`) is left to
+ * the caller, which then finds no separator.
+ */
+static struct pos put_number(char *o, const unsigned char *s, size_t i, size_t len, locale_t loc)
+{
+    size_t start = i;
+    bool neg = s[i] == '-';
+    i += neg;
+    size_t d = i;
+    uint64_t v = 0;
+    while (i < len && (unsigned int)(s[i] - '0') < 10) {
+        v = v * 10 + (unsigned int)(s[i] - '0');
+        i++;
     }
+    size_t nd = i - d;
+    bool more = i < len && (s[i] == '.' || (s[i] | 0x20) == 'e');
+    if (nd >= 1 && nd <= 19 && !more && (s[d] != '0' || nd == 1) && (!neg || v <= INT64_MAX)) {
+        return (struct pos){neg ? put_int(o, -(int64_t)v) : put_uint(o, v), i};
+    }
+    while (i < len && is_number_char(s[i])) {
+        i++;
+    }
+    o = put_number_text(o, (const char *)s + start, i - start, loc);
+    return o ? (struct pos){o, i} : BAD;
+}
+
+/* true, false or null at s[i]: `word` must follow in full. */
+static struct pos put_literal(char *o, const unsigned char *s, size_t i, size_t len,
+                              const char *word, size_t n, unsigned char code)
+{
+    if (len - i < n || memcmp(s + i, word, n) != 0) {
+        return BAD;
+    }
+    *o = (char)code;
+    return (struct pos){o + 1, i + n};
 }
 
 /* ==== Strings ==== */
@@ -555,9 +579,10 @@ static size_t put_utf8(char *o, uint32_t cp)
 }
 
 /*
- * Decodes \uXXXX at s (n bytes left), with the low half when s holds a high surrogate followed
- * by one. A lone surrogate becomes U+FFFD: Jackson keeps it in a Java String, but it has no
- * UTF-8 form. Returns the input used, or 0 for bad hex.
+ * Decodes \uXXXX at s (n bytes of text left), with the low half when s holds a high surrogate
+ * followed by one. A lone surrogate becomes U+FFFD: Jackson keeps it in a Java String, but it
+ * has no UTF-8 form. Returns the input used, or 0 for bad hex (a quote among the four digits
+ * is bad hex too, so nothing is read past the string).
  */
 static size_t unescape_u(const unsigned char *s, size_t n, char *o, size_t *m)
 {
@@ -583,56 +608,105 @@ static size_t unescape_u(const unsigned char *s, size_t n, char *o, size_t *m)
 /* Decodes the escape at s[0] == '\\' into o + *m. Returns the input used, or 0 if invalid. */
 static size_t unescape_one(const unsigned char *s, size_t n, char *o, size_t *m)
 {
-    static const char from[] = "\"\\/bfnrt";
-    static const char to[] = "\"\\/\b\f\n\r\t";
+    char c;
     if (n < 2) {
         return 0;
     }
-    if (s[1] == 'u') {
+    switch (s[1]) {
+    case 'u':
         return unescape_u(s, n, o, m);
-    }
-    const char *p = s[1] ? strchr(from, s[1]) : NULL;
-    if (!p) {
+    case '"':
+    case '\\':
+    case '/':
+        c = (char)s[1];
+        break;
+    case 'b':
+        c = '\b';
+        break;
+    case 'f':
+        c = '\f';
+        break;
+    case 'n':
+        c = '\n';
+        break;
+    case 'r':
+        c = '\r';
+        break;
+    case 't':
+        c = '\t';
+        break;
+    default:
         return 0;
     }
-    o[(*m)++] = to[p - from];
+    o[(*m)++] = c;
     return 2;
 }
 
+/* A byte that ends a run of plain string bytes: the quote, the backslash, below 0x20, 0x80 up. */
+static bool ends_run(unsigned char c)
+{
+    return c < 0x20 || c >= 0x80 || c == '\\' || c == '"';
+}
+
 /*
- * Copies bytes from s + i to o + i until the first one a JSON string cannot hold as it is
- * (below 0x20, the backslash, 0x80 and up) and returns its index, or n. Whole blocks are read
- * and stored, past n too: the caller guarantees 16 readable bytes from any i < n, and o has room
+ * Copies bytes from s to o until the first one that ends_run(), and returns its index, or n.
+ * Whole blocks are read from s and stored at o while they lie within s[0, n); o has room
  * (OUT_SLACK). SSE2 takes 16 bytes at a time, the portable version 8; -DPACK_NO_SIMD builds
  * the portable one on x86 too, so that the tests can cover it.
  */
-#if defined(__SSE2__) && !defined(PACK_NO_SIMD)
-static size_t copy_run(char *o, const unsigned char *s, size_t i, size_t n)
+#ifdef PACK_SSE2
+/* The bytes of x that ends_run(), one bit each. */
+static inline unsigned int stop_mask(__m128i x)
 {
     /* As signed bytes, everything from 0x80 up is below 0x20 too: one compare for both. */
-    const __m128i space = _mm_set1_epi8(0x20), bs = _mm_set1_epi8('\\');
-    for (; i < n; i += 16) {
+    const __m128i space = _mm_set1_epi8(0x20), bs = _mm_set1_epi8('\\'), qt = _mm_set1_epi8('"');
+    __m128i stop = _mm_or_si128(_mm_cmplt_epi8(x, space),
+                                _mm_or_si128(_mm_cmpeq_epi8(x, bs), _mm_cmpeq_epi8(x, qt)));
+    return (unsigned int)_mm_movemask_epi8(stop);
+}
+
+static inline size_t copy_run(char *o, const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
         _mm_storeu_si128((__m128i *)(void *)(o + i), x);
-        int m = _mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(x, space), _mm_cmpeq_epi8(x, bs)));
+        unsigned int m = stop_mask(x);
         if (m) {
-            i += (size_t)__builtin_ctz((unsigned int)m);
-            return i < n ? i : n;
+            return i + (size_t)__builtin_ctz(m);
         }
     }
-    return n;
+    while (i < n && !ends_run(s[i])) {
+        o[i] = (char)s[i];
+        i++;
+    }
+    return i;
+}
+
+/* True when one of the 32 bytes at s is a quote: the string there likely ends within them. */
+static inline bool quote_within_32(const unsigned char *s)
+{
+    const __m128i qt = _mm_set1_epi8('"');
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+    return _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(a, qt), _mm_cmpeq_epi8(b, qt))) != 0;
 }
 #else
 /*
- * The bytes of word x that a JSON string cannot hold as they are: below 0x20, the backslash,
- * and 0x80 and up (UTF-8, to be checked), as the high bit of each such byte. (x - 0x20..) & ~x
- * flags a byte below 0x20, the same test for zero on x ^ 0x5c.. a backslash. A borrow can also
- * flag bytes after a flagged one, never before, so the first flag is always right.
+ * The bytes of word x that end a run, as the high bit of each such byte: below 0x20, and 0x80
+ * and up, directly; (x - 0x20..) & ~x flags a byte below 0x20, the same test for zero on x ^ c..
+ * finds byte c. A borrow can also flag bytes after a flagged one, never before, so the first flag
+ * is always right.
  */
+static uint64_t has_byte(uint64_t x, unsigned char c)
+{
+    uint64_t y = x ^ (ONES * c);
+    return (y - ONES) & ~y;
+}
+
 static uint64_t special_bytes(uint64_t x)
 {
-    uint64_t bs = x ^ (ONES * '\\');
-    return (x | ((x - ONES * 0x20) & ~x) | ((bs - ONES) & ~bs)) & HIGHS;
+    return (x | ((x - ONES * 0x20) & ~x) | has_byte(x, '\\') | has_byte(x, '"')) & HIGHS;
 }
 
 /* Index in memory order of the first byte flagged by special_bytes(). */
@@ -645,293 +719,322 @@ static size_t first_flagged(uint64_t m)
 #endif
 }
 
-static size_t copy_run(char *o, const unsigned char *s, size_t i, size_t n)
+static inline size_t copy_run(char *o, const unsigned char *s, size_t n)
 {
-    for (; i < n; i += 8) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
         uint64_t x;
         memcpy(&x, s + i, 8);
         memcpy(o + i, &x, 8);
         uint64_t m = special_bytes(x);
         if (m) {
-            i += first_flagged(m);
-            return i < n ? i : n;
+            return i + first_flagged(m);
         }
     }
-    return n;
-}
-#endif
-
-/* copy_run for the last few bytes of the text, where whole blocks cannot be read. */
-static size_t copy_run_bytes(char *o, const unsigned char *s, size_t i, size_t n)
-{
-    while (i < n && !is_special(s[i])) {
+    while (i < n && !ends_run(s[i])) {
         o[i] = (char)s[i];
         i++;
     }
     return i;
 }
 
-/*
- * Copies string bytes s[0, n) to o until the first backslash, and returns where it stopped (n
- * when there is none). Sets *bad for a raw control character or invalid UTF-8: Jackson rejects
- * both and jsmn checks neither. `avail` bytes are readable from s.
- */
-static size_t copy_plain(char *o, const unsigned char *s, size_t n, size_t avail, bool *bad)
+static inline bool quote_within_32(const unsigned char *s)
 {
-    bool blocks = avail >= n + 16;
-    size_t i = 0;
-    *bad = false;
+    return memchr(s, '"', 32) != NULL;
+}
+#endif
+
+/*
+ * Decodes string text from s[i] on into o + w, up to the closing quote; the w bytes before are
+ * already there. Returns the index past the closing quote, and the decoded length in *m; 0 if the
+ * string is invalid (a raw control character, invalid UTF-8 or a bad escape, which Jackson
+ * rejects) or has no end.
+ */
+static size_t decode_string(char *o, size_t w, const unsigned char *s, size_t i, size_t len,
+                            size_t *m)
+{
     for (;;) {
-        i = blocks ? copy_run(o, s, i, n) : copy_run_bytes(o, s, i, n);
-        if (i == n || s[i] == '\\') {
-            return i;
+        size_t k = copy_run(o + w, s + i, len - i);
+        i += k;
+        w += k;
+        if (i == len) {
+            return 0;
         }
-        size_t k = s[i] >= 0x80 ? util_utf8_seq_len(s + i, n - i) : 0;
+        if (s[i] == '"') {
+            *m = w;
+            return i + 1;
+        }
+        if (s[i] == '\\') {
+            k = unescape_one(s + i, len - i, o, &w);
+        } else {
+            k = s[i] >= 0x80 ? copy_utf8(o + w, s + i, len - i) : 0;
+            w += k;
+        }
         if (k == 0) {
-            *bad = true;
-            return i;
+            return 0;
         }
-        memcpy(o + i, s + i, k);
         i += k;
     }
 }
 
 /*
- * Copies and decodes the string s[0, n) into o, for strings with escapes or UTF-8. Returns the
- * decoded length, or SIZE_MAX if the string is invalid.
+ * Writes a string as a msgpack str at o, its body after an h-byte header, where the first w
+ * bytes of the body are already in place and its text goes on at s[i]. When the decoded length
+ * needs another header size, the body moves.
  */
-static size_t decode_string(char *o, const unsigned char *s, size_t n, size_t avail)
+static struct pos put_string_at(char *o, size_t h, size_t w, const unsigned char *s, size_t i,
+                                size_t len)
 {
-    bool bad;
-    size_t i = copy_plain(o, s, n, avail, &bad);
-    size_t m = i;
-    while (i < n && !bad) {
-        size_t k = unescape_one(s + i, n - i, o, &m);
-        if (k == 0) {
-            return SIZE_MAX;
-        }
-        i += k;
-        k = copy_plain(o + m, s + i, n - i, avail - i, &bad);
-        m += k;
-        i += k;
+    size_t m;
+    size_t end = decode_string(o + h, w, s, i, len, &m);
+    if (end == 0) {
+        return BAD;
     }
-    return bad ? SIZE_MAX : m;
+    if (str_header_len(m) != h) {
+        memmove(o + str_header_len(m), o + h, m);
+    }
+    o = put_str_header(o, m);
+    return (struct pos){o + m, end};
 }
 
+#ifdef PACK_SSE2
 /*
- * Writes the JSON string s[0, n) (the bytes between the quotes) as a msgpack str at o; returns
- * the end, or NULL if it is invalid. The body goes after a header sized for n bytes; escapes
- * only shorten it, and if the shorter length needs a shorter header the body moves up.
+ * put_string for a string whose first 32 bytes (a, b) are plain: a str8 header, unless the
+ * string turns out to be 256 bytes or longer, or to hold escapes or UTF-8 (put_string_at).
  */
-static char *put_string(char *o, const unsigned char *s, size_t n, size_t avail)
+static struct pos put_long_string(char *o, const unsigned char *s, size_t i, size_t len,
+                                  __m128i a, __m128i b)
 {
-    size_t h = str_header_len(n);
-    /* Nearly every string is one run of plain bytes, not at the very end of the text. */
-    size_t m = avail >= n + 16 ? copy_run(o + h, s, 0, n) : 0;
-    if (m < n) {
-        m = decode_string(o + h, s, n, avail);
-        if (m == SIZE_MAX) {
-            return NULL;
-        }
-        if (str_header_len(m) < h) {
-            memmove(o + str_header_len(m), o + h, m);
-        }
+    _mm_storeu_si128((__m128i *)(void *)(o + 2), a);
+    _mm_storeu_si128((__m128i *)(void *)(o + 18), b);
+    size_t k = 32 + copy_run(o + 34, s + i + 32, len - i - 32);
+    if (i + k == len || s[i + k] != '"' || k >= 256) {
+        return put_string_at(o, 2, k, s, i + k, len);
     }
-    o = put_header(o, JSMN_STRING, m);
-    return o + m;
+    o[0] = (char)0xd9;
+    o[1] = (char)k;
+    return (struct pos){o + 2 + k, i + k + 1};
 }
-
-/* ==== The token walk ==== */
+#endif
 
 /*
- * jsmn's tokens come in document order (pre-order), each with its parent: keys are children of
- * their object and values children of their key. One pass packs them in that order, so a
- * container's header (its size from jsmn) goes out before its children and nothing recurses.
- * `cur` follows the text: every byte between two tokens is checked against what JSON allows
- * there, which catches what jsmn lets through: missing or doubled commas and colons, trailing
- * commas, a ':' in an array.
- *
- * The state is a small struct passed by value, so it stays in registers: stores into the
- * output are char stores, which would otherwise force it back to memory for each token.
+ * Writes the string whose text starts at s[i] (past the quote) as a msgpack str at o. Nearly
+ * every string is plain bytes; SSE2 looks at its first 16 and 32 bytes: a closing quote there
+ * means a fixstr already copied, none means a string of 32 bytes or more that goes on after a
+ * str8 header. Otherwise (escapes, UTF-8, the end of the text near) the header size is what a
+ * quote within the next 32 bytes suggests.
  */
-struct level {
-    int open;   /* innermost container not yet closed, -1 after the root */
-    int depth;  /* containers open */
-    size_t cur; /* just past the last byte consumed; SIZE_MAX once the text is known bad */
+static inline struct pos put_string(char *o, const unsigned char *s, size_t i, size_t len)
+{
+#ifdef PACK_SSE2
+    if (len - i >= 32) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        _mm_storeu_si128((__m128i *)(void *)(o + 1), a);
+        unsigned int m = stop_mask(a);
+        if (m == 0) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 16));
+            _mm_storeu_si128((__m128i *)(void *)(o + 17), b);
+            m = stop_mask(b) << 16;
+            if (m == 0) {
+                return put_long_string(o, s, i, len, a, b);
+            }
+        }
+        size_t k = (size_t)__builtin_ctz(m);
+        if (s[i + k] == '"') {
+            *o = (char)(0xa0 | k);
+            return (struct pos){o + 1 + k, i + k + 1};
+        }
+    }
+#endif
+    size_t h = len - i < 32 || quote_within_32(s + i) ? 1 : 2;
+    return put_string_at(o, h, 0, s, i, len);
+}
+
+/* ==== Structure ==== */
+
+/* An open map or array: where its header byte is (from sb->data) and its elements so far. */
+struct frame {
+    size_t at;
+    uint32_t n;
+    bool map;
 };
-
-static const struct level BAD = {.cur = SIZE_MAX};
-
-/* The container token i sits in: its parent, or its key's parent when it is a value. */
-static int container_of(const jsmntok_t *tok, int i)
-{
-    int p = tok[i].parent;
-    if (p >= 0 && tok[p].type == JSMN_STRING) {
-        p = tok[p].parent;
-    }
-    return p;
-}
-
-/* gap_ok() for whitespace: js[from, to) is whitespace around exactly one `sep` (or none). */
-static bool gap_ok_slow(const char *js, size_t from, size_t to, char sep)
-{
-    if (from > to) {
-        return false;
-    }
-    size_t i = skip_ws(js, from, to);
-    if (sep) {
-        if (i == to || js[i] != sep) {
-            return false;
-        }
-        i = skip_ws(js, i + 1, to);
-    }
-    return i == to;
-}
-
-/* True when js[from, to) is whitespace around exactly one `sep`, or only whitespace if sep is 0. */
-static inline bool gap_ok(const char *js, size_t from, size_t to, char sep)
-{
-    /* Compact JSON: nothing, or just the separator. */
-    if (to - from == (sep != 0) && (!sep || js[from] == sep)) {
-        return true;
-    }
-    return gap_ok_slow(js, from, to, sep);
-}
-
-/* Closes containers until c is the innermost open one; only whitespace may precede a bracket. */
-static struct level close_to(const char *js, const jsmntok_t *tok, struct level lv, int c)
-{
-    while (lv.open != c) {
-        if (lv.open < 0) {
-            return BAD;
-        }
-        size_t end = (size_t)tok[lv.open].end;
-        if (!gap_ok(js, lv.cur, end - 1, 0)) {
-            return BAD;
-        }
-        lv.cur = end;
-        lv.depth--;
-        lv.open = container_of(tok, lv.open);
-    }
-    return lv;
-}
-
-/*
- * Checks token i's place, closing the containers that end before it: a key is a string with
- * exactly one value, a value follows its key (token i - 1) after a ':', other strings and
- * primitives have no children, and siblings are separated by one ','.
- */
-static struct level place(const char *js, const jsmntok_t *tok, int i, struct level lv)
-{
-    const jsmntok_t *t = &tok[i];
-    int p = t->parent;
-    bool scalar = t->type == JSMN_STRING || t->type == JSMN_PRIMITIVE;
-    size_t start = (size_t)t->start - (t->type == JSMN_STRING);
-    if (p < 0) {
-        return BAD;
-    }
-    if (tok[p].type == JSMN_STRING) {
-        bool ok = p == i - 1 && tok[p].parent == lv.open && !(scalar && t->size != 0);
-        return ok && gap_ok(js, lv.cur, start, ':') ? lv : BAD;
-    }
-    if (p != lv.open) {
-        lv = close_to(js, tok, lv, p);
-        if (lv.cur == SIZE_MAX) {
-            return BAD;
-        }
-    }
-    bool key = tok[p].type == JSMN_OBJECT;
-    if ((key && (t->type != JSMN_STRING || t->size != 1)) || (!key && scalar && t->size != 0)) {
-        return BAD;
-    }
-    char sep = lv.cur == (size_t)tok[p].start + 1 ? 0 : ',';
-    return gap_ok(js, lv.cur, start, sep) ? lv : BAD;
-}
 
 /* The text being packed, and the locale for strtod. */
 struct text {
-    const char *js;
+    const unsigned char *s;
     size_t len;
     locale_t loc;
 };
 
-/* Packs token t at *o and moves past it in the text; BAD if it is invalid or too deep. */
-static struct level visit(const struct text *tx, const jsmntok_t *t, int i, struct level lv,
-                          char **o)
+/* A string, number or literal at s[i]. */
+static struct pos put_scalar(char *o, const struct text *tx, size_t i)
 {
-    const char *s = tx->js + t->start;
-    size_t n = (size_t)(t->end - t->start);
-    switch (t->type) {
-    case JSMN_OBJECT:
-    case JSMN_ARRAY:
-        if (lv.depth == PACK_MAX_DEPTH) {
-            return BAD;
-        }
-        *o = put_header(*o, t->type, (size_t)t->size);
-        return (struct level){.open = i, .depth = lv.depth + 1, .cur = (size_t)t->start + 1};
-    case JSMN_STRING:
-        *o = put_string(*o, (const unsigned char *)s, n, tx->len - (size_t)t->start);
-        lv.cur = (size_t)t->end + 1;
-        break;
-    case JSMN_PRIMITIVE:
-        *o = put_primitive(*o, s, n, tx->loc);
-        lv.cur = (size_t)t->end;
-        break;
+    const unsigned char *s = tx->s;
+    switch (i < tx->len ? s[i] : 0) {
+    case '"':
+        return put_string(o, s, i + 1, tx->len);
+    case 't':
+        return put_literal(o, s, i, tx->len, "true", 4, 0xc3);
+    case 'f':
+        return put_literal(o, s, i, tx->len, "false", 5, 0xc2);
+    case 'n':
+        return put_literal(o, s, i, tx->len, "null", 4, 0xc0);
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
+        return put_number(o, s, i, tx->len, tx->loc);
     default:
         return BAD;
     }
-    return *o ? lv : BAD;
 }
 
-/* Packs tokens [0, ntok) at o, the root first; returns the end, or NULL if the text is not JSON. */
-static char *walk_tokens(const struct text *tx, const jsmntok_t *tok, int ntok, char *o)
+/* A key at s[i] and the ':' after it; returns where its value starts. */
+static struct pos put_key(char *o, const struct text *tx, size_t i)
 {
-    struct level lv = {.open = -1, .cur = (size_t)tok[0].start};
-    for (int i = 0; i < ntok; i++) {
-        if (i > 0) {
-            lv = place(tx->js, tok, i, lv);
+    if (i >= tx->len || tx->s[i] != '"') {
+        return BAD;
+    }
+    struct pos p = put_string(o, tx->s, i + 1, tx->len);
+    if (!p.o) {
+        return BAD;
+    }
+    p.i = skip_ws(tx->s, p.i, tx->len);
+    if (p.i == tx->len || tx->s[p.i] != ':') {
+        return BAD;
+    }
+    p.i = skip_ws(tx->s, p.i + 1, tx->len);
+    return p;
+}
+
+/*
+ * Writes the header of the container that closes at o: one byte was reserved, which holds a
+ * fixmap or fixarray. With 16 elements or more the elements move up to make room for a 16- or
+ * 32-bit count. Returns the new end.
+ */
+static char *close_frame(char *base, const struct frame *f, char *o)
+{
+    char *h = base + f->at;
+    if (f->n < 16) {
+        *h = (char)((f->map ? 0x80 : 0x90) | f->n);
+        return o;
+    }
+    int extra = f->n < 65536 ? 2 : 4;
+    memmove(h + 1 + extra, h + 1, (size_t)(o - h - 1));
+    /* The 32-bit form follows the 16-bit one (dc dd, de df). */
+    *h = (char)((f->map ? 0xde : 0xdc) + (extra == 4));
+    put_be(h + 1, f->n, extra);
+    return o + extra;
+}
+
+/*
+ * Packs the value at s[i], a '{' or '[', into sb past sb->size, where pack_json made room for the
+ * text plus OUT_SLACK; returns the end, or NULL if the text is not JSON. Each turn of the outer
+ * loop writes one value (a scalar, or a container's reserved header byte); the inner loop then
+ * consumes what follows it: closing brackets, each completing its container, then the ',' (or,
+ * in a container just opened, nothing) before the next element, whose key it writes in a map.
+ * The stack holds the open containers; the root's close ends the walk.
+ */
+static char *pack_value(const struct text *tx, size_t i, msgpack_sbuffer *sb)
+{
+    const unsigned char *s = tx->s;
+    size_t len = tx->len;
+    struct frame st[PACK_MAX_DEPTH];
+    int depth = 0;
+    /* pack_json reserved the room for the root. */
+    char *o = sb->data + sb->size, *lim = sb->data + sb->alloc;
+
+    for (;;) {
+        bool opened = false;
+        if (i < len && (s[i] == '{' || s[i] == '[')) {
+            if (depth == PACK_MAX_DEPTH) {
+                return NULL;
+            }
+            st[depth++] = (struct frame){.at = (size_t)(o - sb->data), .map = s[i] == '{'};
+            o++;
+            i++;
+            opened = true;
+        } else {
+            struct pos p = put_scalar(o, tx, i);
+            if (!p.o) {
+                return NULL;
+            }
+            o = p.o;
+            i = p.i;
         }
-        if (lv.cur != SIZE_MAX) {
-            lv = visit(tx, &tok[i], i, lv, &o);
+        struct frame *f = &st[depth - 1];
+        for (;;) {
+            unsigned char c = i < len ? s[i] : 0;
+            if (c == ',' && !opened) {
+                i = skip_ws(s, i + 1, len);
+                break;
+            }
+            if (c == (f->map ? '}' : ']')) {
+                o = close_frame(sb->data, f, o);
+                i++;
+                opened = false;
+                if (--depth == 0) {
+                    return o;
+                }
+                f--;
+                continue;
+            }
+            if (is_ws(c)) {
+                i = skip_ws_run(s, i, len);
+                continue;
+            }
+            if (!opened) {
+                return NULL;
+            }
+            break;
         }
-        if (lv.cur == SIZE_MAX) {
-            return NULL;
+        /* One check covers the element: its key, its value and the brackets closing after it. */
+        if ((size_t)(lim - o) < len - i + OUT_SLACK) {
+            o = room(sb, o, len - i);
+            lim = sb->data + sb->alloc;
+        }
+        f->n++;
+        if (f->map) {
+            struct pos p = put_key(o, tx, i);
+            if (!p.o) {
+                return NULL;
+            }
+            o = p.o;
+            i = p.i;
         }
     }
-    lv = close_to(tx->js, tok, lv, -1);
-    return lv.cur == SIZE_MAX ? NULL : o;
 }
 
 /* ==== API ==== */
 
 bool pack_json(struct pack_parser *pp, const char *text, size_t len, msgpack_sbuffer *sb)
 {
-    char *end = NULL;
-
-    /* jsmn counts in int; the bridge's body limit is far below. */
-    size_t first = skip_ws(text, 0, len);
-    if (first == len || (text[first] != '{' && text[first] != '[') || len > INT_MAX) {
-        goto out;
+    const unsigned char *s = (const unsigned char *)text;
+    size_t first = skip_ws(s, 0, len);
+    if (first == len || (s[first] != '{' && s[first] != '[') || len > INT_MAX) {
+        return false;
     }
-    int ntok = tokenize_first(pp, text, len);
-    if (ntok < 0) {
-        goto out;
-    }
-    reserve_out(sb, OUT_PER_TOKEN * (size_t)ntok + len + OUT_SLACK);
-    struct text tx = {.js = text, .len = len, .loc = pp->c_locale};
-    /* Everything goes past sb->size, which moves only on success: a failure leaves sb as it was. */
-    end = walk_tokens(&tx, pp->tok, ntok, sb->data + sb->size);
+    /* Also makes sb->data non-NULL before pack_value does arithmetic on it. */
+    reserve(sb, sb->size, len + OUT_SLACK);
+    struct text tx = {.s = s, .len = len, .loc = pp->c_locale};
+    char *end = pack_value(&tx, first, sb);
     if (end) {
         sb->size = (size_t)(end - sb->data);
     }
-out:
-    trim(pp);
     return end != NULL;
 }
 
 static enum pack_body_kind kind_of(const char *text, size_t len)
 {
-    return text[skip_ws(text, 0, len)] == '{' ? PACK_BODY_OBJECT : PACK_BODY_ARRAY;
+    const unsigned char *s = (const unsigned char *)text;
+    return s[skip_ws(s, 0, len)] == '{' ? PACK_BODY_OBJECT : PACK_BODY_ARRAY;
 }
 
 /*

@@ -36,10 +36,10 @@ enum pack_body_kind {
 };
 
 /**
- * Reusable parser state (jsmn's token buffer and a C locale for strtod). One per thread; reuse
- * it across requests so the request path does not allocate. A body that needs more than 8192
- * tokens (160 KB) grows the buffer for that call only: the extra memory is released before
- * pack_json returns, so one huge body does not stay pinned.
+ * Reusable parser state: a C locale for strtod. The parse itself keeps no state between calls:
+ * the nesting stack (PACK_MAX_DEPTH entries) is on the C stack and the value is written straight
+ * into the caller's sbuffer, so a request allocates nothing here but the sbuffer's growth. One
+ * per thread; reuse it across requests.
  *
  * pack_parser_new() never returns NULL (it aborts when out of memory, like xmalloc).
  * pack_parser_free(NULL) is a no-op.
@@ -49,7 +49,10 @@ struct pack_parser;
 struct pack_parser *pack_parser_new(void);
 void pack_parser_free(struct pack_parser *pp);
 
-/** Bytes of buffer the parser keeps between calls (for tests and memory metrics). */
+/**
+ * Bytes of buffer the parser keeps between calls (for tests and memory metrics): 0, since the
+ * one-pass parser has no token buffer; kept so that callers need not know.
+ */
 size_t pack_parser_retained(const struct pack_parser *pp);
 
 /**
@@ -84,10 +87,11 @@ enum pack_body_kind pack_body(struct pack_parser *pp, const char *text, size_t l
 
 /**
  * Tries only the JSON part of pack_body on the bytes as they are (invalid UTF-8 makes it fail):
- * on success appends the value and returns true; on failure
- * leaves `sb` exactly as it was (same size and contents) and returns false. Either way `sb` may
- * have grown its allocation: the value is written in place after reserving its largest possible
- * size, 9 bytes per JSON token plus `len`.
+ * on success appends the value and returns true; on failure leaves `sb` exactly as it was (same
+ * size and contents) and returns false. Either way `sb` may have grown its allocation: the value
+ * is written in place, in one pass over the text, keeping room for the rest of the text plus a
+ * few hundred bytes ahead of it, so JSON whose msgpack form is no longer than its text (nearly
+ * all of it) needs no more than `len` plus that slack; number-heavy JSON grows it by doubling.
  */
 bool pack_json(struct pack_parser *pp, const char *text, size_t len, msgpack_sbuffer *sb);
 

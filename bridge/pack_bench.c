@@ -1,7 +1,8 @@
 /*
- * pack_bench.c: prints the time per call of pack_body on the payload files, next to jsmn's
- * tokenizer alone and jansson's json_loadb. Figures for pack.c's header comment; not a test.
- * Usage: pack_bench [file...] (default: the two files in testdata/payloads/, run from bridge/).
+ * pack_bench.c: prints the time per call of pack_body on the payload files, next to the jsmn
+ * version it replaced (pack_oracle.c), jsmn's tokenizer alone and jansson's json_loadb. Figures
+ * for pack.c's header comment; not a test.
+ * Usage: pack_bench [file...] (default: the files in testdata/payloads/, run from bridge/).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 #include <time.h>
 
 #include <jansson.h>
-/* The same jsmn configuration as pack.c. */
+/* The same jsmn configuration as pack_oracle.c. */
 #define JSMN_STATIC
 #define JSMN_STRICT
 #define JSMN_PARENT_LINKS
@@ -17,6 +18,7 @@
 #include <msgpack.h>
 
 #include "pack.h"
+#include "pack_oracle.h"
 #include "util.h"
 
 #define RUNS 5
@@ -53,6 +55,21 @@ static size_t run_pack(const struct input *in, long iters)
     }
     msgpack_sbuffer_destroy(&sb);
     pack_parser_free(pp);
+    return sum;
+}
+
+static size_t run_oracle(const struct input *in, long iters)
+{
+    struct pack_oracle *pp = pack_oracle_new();
+    msgpack_sbuffer sb;
+    size_t sum = 0;
+    msgpack_sbuffer_init(&sb);
+    for (long i = 0; i < iters; i++) {
+        sb.size = 0;
+        sum += (size_t)pack_oracle_body(pp, in->text, in->len, &sb) + sb.size;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    pack_oracle_free(pp);
     return sum;
 }
 
@@ -125,11 +142,14 @@ static void bench_file(struct input *in, size_t *keep)
     long iters = 200000 / (long)(1 + in->len / 1024);
     long slow_iters = iters / 10 + 1;
     double pack = median_ns(run_pack, in, iters, keep);
+    double oracle = median_ns(run_oracle, in, iters, keep);
     double jsmn = median_ns(run_jsmn, in, iters, keep);
     double jans = median_ns(run_jansson, in, slow_iters, keep);
     printf("%s (%zu bytes), median of %d runs, CPU time:\n", in->path, in->len, RUNS);
     printf("  pack_body         %9.0f ns/call  %6.2f ns/byte  (%ld calls per run)\n", pack,
            pack / (double)in->len, iters);
+    printf("  oracle (jsmn)     %9.0f ns/call  %6.2f ns/byte  (%ld calls per run)\n", oracle,
+           oracle / (double)in->len, iters);
     printf("  jsmn tokens only  %9.0f ns/call  %6.2f ns/byte  (%ld calls per run)\n", jsmn,
            jsmn / (double)in->len, iters);
     printf("  jansson loadb     %9.0f ns/call  %6.2f ns/byte  (%ld calls per run)\n", jans,
@@ -139,6 +159,7 @@ static void bench_file(struct input *in, size_t *keep)
 int main(int argc, char **argv)
 {
     static const char *const defaults[] = {"testdata/payloads/github-push.json",
+                                           "testdata/payloads/github-push-pretty.json",
                                            "testdata/payloads/small.json"};
     const char *const *paths = argc > 1 ? (const char *const *)argv + 1 : defaults;
     int n = argc > 1 ? argc - 1 : (int)ARRAY_LEN(defaults);

@@ -19,6 +19,7 @@
 #include <msgpack.h>
 
 #include "pack.h"
+#include "pack_oracle.h"
 #include "util.h"
 #include "../proto/proto.h"
 
@@ -698,7 +699,7 @@ static void test_colon_chain(void **state)
     pack_parser_free(pp);
 }
 
-/* A big flat body grows the token buffer; afterwards the parser gives the memory back. */
+/* A big flat body packs, and the parser keeps no more memory afterwards than before. */
 static void test_growth_and_trim(void **state)
 {
     (void)state;
@@ -892,6 +893,225 @@ static void test_small_payload(void **state)
     xfree(text);
 }
 
+/* ==== The same bytes as the oracle ==== */
+
+/* A buffer holding one byte and no spare room: pack.c's own reservations must cover all it writes
+ * (AddressSanitizer builds see any byte past them). */
+static void tight_buffer(msgpack_sbuffer *sb)
+{
+    sb->data = xmalloc(1);
+    sb->data[0] = '\x7f';
+    sb->size = 1;
+    sb->alloc = 1;
+}
+
+/* pack_body and the oracle agree on the kind and on every byte; so do pack_json and its oracle. */
+static void check_oracle(struct pack_parser *pp, struct pack_oracle *op, const char *text,
+                         size_t len)
+{
+    msgpack_sbuffer sb, want;
+    tight_buffer(&sb);
+    msgpack_sbuffer_init(&want);
+    msgpack_sbuffer_write(&want, "\x7f", 1);
+    assert_int_equal(pack_body(pp, text, len, &sb), pack_oracle_body(op, text, len, &want));
+    assert_int_equal(sb.size, want.size);
+    assert_memory_equal(sb.data, want.data, want.size);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&want);
+
+    tight_buffer(&sb);
+    msgpack_sbuffer_init(&want);
+    msgpack_sbuffer_write(&want, "\x7f", 1);
+    assert_int_equal(pack_json(pp, text, len, &sb), pack_oracle_json(op, text, len, &want));
+    assert_int_equal(sb.size, want.size);
+    assert_memory_equal(sb.data, want.data, want.size);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&want);
+}
+
+static void check_oracle_sbuf(struct sbuf *b)
+{
+    struct pack_parser *pp = pack_parser_new();
+    struct pack_oracle *op = pack_oracle_new();
+    check_oracle(pp, op, b->data, b->len);
+    pack_oracle_free(op);
+    pack_parser_free(pp);
+}
+
+static void oracle_table(struct pack_parser *pp, struct pack_oracle *op, const struct pcase *cases,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        check_oracle(pp, op, cases[i].in, cases[i].len);
+    }
+}
+
+#define ORACLE_TABLE(pp, op, t) oracle_table((pp), (op), (t), sizeof(t) / sizeof((t)[0]))
+
+static void test_oracle_tables(void **state)
+{
+    (void)state;
+    struct pack_parser *pp = pack_parser_new();
+    struct pack_oracle *op = pack_oracle_new();
+    ORACLE_TABLE(pp, op, structure_cases);
+    ORACLE_TABLE(pp, op, raw_cases);
+    ORACLE_TABLE(pp, op, string_cases);
+    ORACLE_TABLE(pp, op, number_cases);
+    ORACLE_TABLE(pp, op, trailing_cases);
+    ORACLE_TABLE(pp, op, syntax_cases);
+    pack_oracle_free(op);
+    pack_parser_free(pp);
+}
+
+/*
+ * Each payload file, and its prefixes: a prefix fails after up to hundreds of containers and
+ * strings (each left unfinished somewhere), and must become the same raw string. Every prefix of
+ * the first 600 bytes, then every 7th (a sanitizer build runs all of them in about 10 s).
+ */
+static void test_oracle_payloads(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"testdata/payloads/github-push.json",
+                                        "testdata/payloads/github-push-pretty.json",
+                                        "testdata/payloads/small.json"};
+    struct pack_parser *pp = pack_parser_new();
+    struct pack_oracle *op = pack_oracle_new();
+    for (size_t f = 0; f < ARRAY_LEN(files); f++) {
+        size_t len;
+        char *text = read_file(files[f], &len);
+        for (size_t n = 1; n <= len; n += n < 600 ? 1 : 7) {
+            check_oracle(pp, op, text, n);
+        }
+        check_oracle(pp, op, text, len);
+        xfree(text);
+    }
+    pack_oracle_free(op);
+    pack_parser_free(pp);
+}
+
+/*
+ * Containers of 15, 16, 65535 and 65536 elements (the last one-byte header, the first 16-bit
+ * one, the last 16-bit, the first 32-bit), nested in each other, so that closing an inner one
+ * moves bytes inside an outer one that moves them again.
+ */
+static void test_oracle_count_boundaries(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {15, 16, 65535, 65536};
+    for (size_t a = 0; a < ARRAY_LEN(sizes); a++) {
+        for (size_t b = 0; b < ARRAY_LEN(sizes); b++) {
+            struct sbuf t;
+            sbuf_init(&t);
+            /* {"":0,...,"k":[0,...,{"":0,...}]} with the inner array at the end of the map */
+            sbuf_append_cstr(&t, "{");
+            for (size_t i = 0; i + 1 < sizes[a]; i++) {
+                sbuf_append_cstr(&t, "\"\":0,");
+            }
+            sbuf_append_cstr(&t, "\"k\":[");
+            for (size_t i = 0; i + 1 < sizes[b]; i++) {
+                sbuf_append_cstr(&t, "0,");
+            }
+            sbuf_append_cstr(&t, "{\"x\":1.5}]}");
+            check_oracle_sbuf(&t);
+            sbuf_deinit(&t);
+        }
+    }
+}
+
+/*
+ * PACK_MAX_DEPTH arrays in each other, each with 65536 elements, the innermost ending in a
+ * float: after the 9-byte float, every closing bracket in a row moves its array by 4 bytes,
+ * the most a body can write beyond its own length, all at the very end of the reserved room.
+ * One more level makes it a raw string.
+ */
+static void deep_wide(struct sbuf *t, int depth)
+{
+    for (int d = 0; d < depth; d++) {
+        sbuf_append_cstr(t, "[");
+        for (int i = 0; i < 65535; i++) {
+            sbuf_append_cstr(t, "0,");
+        }
+    }
+    sbuf_append_cstr(t, "0.5");
+    for (int d = 0; d < depth; d++) {
+        sbuf_append_cstr(t, "]");
+    }
+}
+
+static void test_oracle_deep_and_wide(void **state)
+{
+    (void)state;
+    for (int depth = PACK_MAX_DEPTH; depth <= PACK_MAX_DEPTH + 1; depth++) {
+        struct sbuf t;
+        sbuf_init(&t);
+        deep_wide(&t, depth);
+        struct pack_parser *pp = pack_parser_new();
+        msgpack_sbuffer sb;
+        tight_buffer(&sb);
+        enum pack_body_kind kind = pack_body(pp, t.data, t.len, &sb);
+        assert_int_equal(kind, depth == PACK_MAX_DEPTH ? PACK_BODY_ARRAY : PACK_BODY_STRING);
+        msgpack_sbuffer_destroy(&sb);
+        pack_parser_free(pp);
+        check_oracle_sbuf(&t);
+        sbuf_deinit(&t);
+    }
+}
+
+/* Strings around the header guess: a quote within 32 bytes or not, escapes that shorten a
+ * string across the 32- and 256-byte header sizes, and a string that ends the text. */
+static void test_oracle_string_headers(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0, 1, 15, 16, 30, 31, 32, 33, 47, 48, 255, 256, 257, 65535,
+                                  65536};
+    static const char *const fill[] = {"x", "\\u00e9", "\\\"", "\\n", "é"};
+    struct pack_parser *pp = pack_parser_new();
+    struct pack_oracle *op = pack_oracle_new();
+    for (size_t l = 0; l < ARRAY_LEN(lens); l++) {
+        for (size_t f = 0; f < ARRAY_LEN(fill); f++) {
+            for (int tail = 0; tail < 3; tail++) {
+                struct sbuf t;
+                sbuf_init(&t);
+                sbuf_append_cstr(&t, "[\"");
+                for (size_t i = 0; i < lens[l]; i++) {
+                    /* Mostly plain bytes, with the fill at the start, or everywhere. */
+                    sbuf_append_cstr(&t, tail == 2 || i == 0 ? fill[f] : "y");
+                }
+                sbuf_append_cstr(&t, tail == 1 ? "\"" : "\",\"a\"]");
+                check_oracle(pp, op, t.data, t.len);
+                sbuf_deinit(&t);
+            }
+        }
+    }
+    pack_oracle_free(op);
+    pack_parser_free(pp);
+}
+
+/* Whitespace of every kind and length between tokens, and where JSON allows none. */
+static void test_oracle_whitespace(void **state)
+{
+    (void)state;
+    static const char *const ws[] = {"", " ", "\n", "\r\n\t", "\n                              ",
+                                     "\n\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t", "\f", "\v"};
+    struct pack_parser *pp = pack_parser_new();
+    struct pack_oracle *op = pack_oracle_new();
+    for (size_t w = 0; w < ARRAY_LEN(ws); w++) {
+        struct sbuf t;
+        sbuf_init(&t);
+        const char *parts[] = {"{", "\"a\"", ":", "[", "1", ",", "true", ",", "{", "}", ",",
+                               "[", "]", ",", "-2.5e3", "]", ",", "\"b\"", ":", "null", "}"};
+        for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
+            sbuf_append_cstr(&t, ws[w]);
+            sbuf_append_cstr(&t, parts[i]);
+        }
+        sbuf_append_cstr(&t, ws[w]);
+        check_oracle(pp, op, t.data, t.len);
+        sbuf_deinit(&t);
+    }
+    pack_oracle_free(op);
+    pack_parser_free(pp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -913,6 +1133,12 @@ int main(void)
         cmocka_unit_test(test_number_length_limit),
         cmocka_unit_test(test_github_push),
         cmocka_unit_test(test_small_payload),
+        cmocka_unit_test(test_oracle_tables),
+        cmocka_unit_test(test_oracle_payloads),
+        cmocka_unit_test(test_oracle_count_boundaries),
+        cmocka_unit_test(test_oracle_deep_and_wide),
+        cmocka_unit_test(test_oracle_string_headers),
+        cmocka_unit_test(test_oracle_whitespace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

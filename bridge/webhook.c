@@ -523,10 +523,10 @@ static void pack_variables(struct hook_ctx *ctx, const struct hook_input *in, si
 
 /*
  * The message buffer is allocated once at about its final size. Grown by msgpack's doubling it
- * started at 8 KB and was copied into 16 KB by realloc for the 7.3 KB GitHub payload (pack_json
- * reserves its worst case before the walk: 9 bytes a token plus the text). Twice the body covers
- * that worst case for JSON with a token per 9 bytes or more (the GitHub push has one per 21);
- * denser bodies still grow as before. The head holds a few names and ids besides headers, query
+ * started at 8 KB and was copied into 16 KB by realloc for the 7.3 KB GitHub payload. pack_json
+ * keeps room for the rest of the text plus a few hundred bytes as it goes, which twice the body
+ * covers unless the body is mostly short floats (9 bytes of msgpack for "0.5,"); such bodies
+ * still grow by doubling. The head holds a few names and ids besides headers, query
  * and path. librdkafka frees the buffer, so its size is what an in-flight message costs.
  */
 #define MSG_HEAD_SLACK 1024

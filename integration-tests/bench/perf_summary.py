@@ -15,7 +15,7 @@ STAGES = [
     ("evbuffer_read", "read request bytes (evhttp)"),
     ("on_request", "on_request: our request callback, all of it"),
     ("hook_process", "  hook_process: route, key, body, conditions, message"),
-    ("pack_body", "    pack_body: JSON body -> msgpack (jsmn)"),
+    ("pack_body", "    pack_body: JSON body -> msgpack (one pass)"),
     ("msgpack_unpack", "    msgpack_unpack: message unpacked again for the conditions"),
     ("pub_send", "  pub_send: rd_kafka_producev"),
     ("event_add", "  event_add (all callers)"),

@@ -277,33 +277,72 @@ static bool read_item(struct walk *w, struct item *it)
 /*
  * Skips the value at w->p, which sits below `depth` open containers, checking it as
  * msgpack_unpack would (depth included). Iterative: a body may be deep, the stack stays small.
+ * This walk is most of prune_unpack's cost (every byte of the message is checked), so the
+ * headers JSON bodies are mostly made of (fixstr, fixint, nil/bool, fix containers, str 8) take
+ * a short path with the cursor in a local; the rest goes through read_item.
  */
 static bool skip(struct walk *w, unsigned depth)
 {
     uint64_t stack[MSGPACK_DEPTH];
     unsigned top = 0;
     uint64_t pending = 1;
+    const unsigned char *p = w->p;
+    const unsigned char *end = w->end;
     for (;;) {
         while (pending == 0) {
             if (top == 0) {
+                w->p = p;
                 return true;
             }
             pending = stack[--top];
         }
-        struct item it;
-        if (!read_item(w, &it)) {
+        if (p >= end) {
             return false;
         }
+        unsigned char b = *p;
         pending--;
-        if (it.kind != IT_ARRAY && it.kind != IT_MAP) {
+        uint32_t n;
+        bool map;
+        if ((b & 0xe0) == 0xa0) {
+            if ((size_t)(end - p) <= (size_t)(b & 0x1f)) {
+                return false;
+            }
+            p += 1 + (b & 0x1f);
             continue;
+        }
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            p++;
+            continue;
+        }
+        if (b <= 0x9f) {
+            p++;
+            n = b & 0x0f;
+            map = b <= 0x8f;
+        } else if (b == 0xd9) {
+            if (end - p < 2 || (size_t)(end - p - 2) < p[1]) {
+                return false;
+            }
+            p += 2 + p[1];
+            continue;
+        } else {
+            struct item it;
+            w->p = p;
+            if (!read_item(w, &it)) {
+                return false;
+            }
+            p = w->p;
+            if (it.kind != IT_ARRAY && it.kind != IT_MAP) {
+                continue;
+            }
+            n = it.n;
+            map = it.kind == IT_MAP;
         }
         if (depth + top >= MSGPACK_DEPTH) {
             return false;
         }
-        if (it.n > 0) {
+        if (n > 0) {
             stack[top++] = pending;
-            pending = it.kind == IT_MAP ? 2 * (uint64_t)it.n : it.n;
+            pending = map ? 2 * (uint64_t)n : n;
         }
     }
 }

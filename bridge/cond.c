@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "prune.h"
+
 #define COND_MAX_DEPTH 16
 #define MULTIPLE_MSG "invalid webhook: conditions of type MultipleCondition are not supported"
 
@@ -512,6 +514,39 @@ struct cond *cond_compile(const struct yml_node *conditions, const struct yml_no
 bool cond_is_empty(const struct cond *c)
 {
     return c->n == 0 && !c->when;
+}
+
+/* ==== What conditions read ==== */
+
+static void node_reads(const struct cnode *v, size_t n, struct prune_paths *reads)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* ExecutionOutputs keeps a compiled `expression` it never renders: counting it is safe. */
+        const struct expr_prog *progs[] = {v[i].prog, v[i].a, v[i].b};
+        for (size_t k = 0; k < ARRAY_LEN(progs); k++) {
+            if (progs[k]) {
+                expr_trigger_reads(progs[k], reads);
+            }
+        }
+        node_reads(v[i].kids, v[i].nkids, reads);
+    }
+}
+
+struct prune_paths *cond_reads_new(const struct cond *c)
+{
+    if (!c) {
+        return NULL;
+    }
+    struct prune_paths *reads = prune_new();
+    node_reads(c->v, c->n, reads);
+    if (c->when) {
+        expr_trigger_reads(c->when, reads);
+    }
+    if (prune_is_whole(reads)) {
+        prune_free(reads);
+        return NULL;
+    }
+    return reads;
 }
 
 /* ==== Evaluation ==== */

@@ -58,6 +58,13 @@ struct cond *cond_compile(const struct yml_node *conditions, const struct yml_no
  */
 bool cond_eval(const struct cond *c, const struct expr_env *env, char *why, size_t whysz);
 
+/**
+ * What evaluating c can read of `trigger` (env->trigger), from every template of every condition
+ * and `when` (expr_trigger_reads): a new set of paths for prune_unpack (free with prune_free),
+ * or NULL when c may read all of `trigger` (or c is NULL). An empty set when nothing reads it.
+ */
+struct prune_paths *cond_reads_new(const struct cond *c);
+
 /** True when c has no condition and no `when`: cond_eval always returns true. */
 bool cond_is_empty(const struct cond *c);
 

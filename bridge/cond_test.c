@@ -5,6 +5,8 @@
  */
 #include "cond.h"
 
+#include "prune.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +131,21 @@ static void expect(const char *yaml, int compat, const char *trigger, const char
     };
     char why[512];
     bool got = cond_eval(c, &env, why, sizeof(why));
+    /* The same with `trigger` unpacked only where the conditions read it, as webhook.c does. */
+    struct prune_paths *reads = cond_reads_new(c);
+    if (reads) {
+        msgpack_zone zone;
+        msgpack_zone_init(&zone, 256);
+        msgpack_object pruned;
+        assert_int_equal(prune_unpack(reads, NULL, 0, t.sb.data, t.sb.size, &zone, &pruned), 0);
+        struct expr_env penv = env;
+        penv.trigger = &pruned;
+        char pwhy[512];
+        assert_int_equal(cond_eval(c, &penv, pwhy, sizeof(pwhy)), got);
+        assert_string_equal(pwhy, why);
+        msgpack_zone_destroy(&zone);
+        prune_free(reads);
+    }
     if (got != want || (why_has && !strstr(why, why_has))) {
         print_error("%s\n=> %s, why: %s\n", yaml, got ? "true" : "false", why);
     }
@@ -496,6 +513,79 @@ static void expression_errors(void **state)
     diag_list_deinit(&dl);
 }
 
+/* What a trigger's conditions read of `trigger`, over every condition type and `when`. */
+static void reads(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml;
+        const char *want; /* NULL: everything (the message is unpacked whole) */
+    } CASES[] = {
+        {"conditions: []\n", "{}"},
+        {EXPR("{{ trigger.body.ref == 'refs/heads/main' }}"), "{body:{ref:*}}"},
+        {"conditions:\n"
+         "  - type: io.kestra.plugin.core.condition.Expression\n"
+         "    expression: \"{{ trigger.headers['X-GitHub-Event'][0] == 'push' }}\"\n"
+         "  - type: io.kestra.plugin.core.condition.Not\n"
+         "    conditions:\n"
+         "      - type: io.kestra.plugin.core.condition.Or\n"
+         "        conditions:\n"
+         "          - type: io.kestra.core.models.conditions.types.VariableCondition\n"
+         "            expression: \"{{ trigger.body.a }}\"\n"
+         "          - type: io.kestra.plugin.core.condition.ExecutionFlow\n"
+         "            namespace: \"{{ trigger.parameters.ns[0] }}\"\n"
+         "            flowId: \"{{ trigger.parameters.id[0] }}\"\n"
+         "  - type: io.kestra.plugin.core.condition.DayWeek\n"
+         "    dayOfWeek: \"{{ trigger.body.day }}\"\n"
+         "  - type: io.kestra.plugin.core.condition.TimeBetween\n"
+         "    date: \"{{ trigger.body.at }}\"\n"
+         "    after: \"{{ trigger.body.from }}\"\n"
+         "when: \"{{ trigger.body.when }}\"\n",
+         "{headers:{X-GitHub-Event:*},body:{a:*,day:*,at:*,from:*,when:*},"
+         "parameters:{ns:*,id:*},date:*}"}, /* DayWeek has no date: trigger.date */
+        /* DayWeek without a date reads Kestra's default, {{ trigger.date }}. */
+        {"conditions:\n  - type: io.kestra.plugin.core.condition.Weekend\n", "{date:*}"},
+        {"conditions:\n  - type: io.kestra.plugin.core.condition.ExecutionLabels\n"
+         "    labels: {team: data}\n",
+         "{}"},
+        {"when: \"{{ trigger.body.ok }}\"\n", "{body:{ok:*}}"},
+        {EXPR("{{ trigger.body[trigger.parameters.k[0]] }}"), "{body:*,parameters:{k:*}}"},
+        {EXPR("{{ trigger | length > 0 }}"), NULL},
+        {"conditions:\n"
+         "  - type: io.kestra.plugin.core.condition.Expression\n"
+         "    expression: \"{{ trigger.body.a }}\"\n"
+         "when: \"{{ trigger }}\"\n",
+         NULL},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(CASES); i++) {
+        struct diag_list dl;
+        struct cond *c = compile(CASES[i].yaml, 1, &dl);
+        if (!c) {
+            diag_print(&dl, stderr);
+        }
+        assert_non_null(c);
+        struct prune_paths *r = cond_reads_new(c);
+        if (!CASES[i].want) {
+            assert_null(r);
+        } else {
+            assert_non_null(r);
+            struct sbuf b;
+            sbuf_init(&b);
+            prune_format(r, &b);
+            sbuf_append(&b, "", 1);
+            if (strcmp(b.data, CASES[i].want) != 0) {
+                print_error("case %zu: got %s\n", i, b.data);
+            }
+            assert_string_equal(b.data, CASES[i].want);
+            sbuf_deinit(&b);
+        }
+        prune_free(r);
+        cond_free(c);
+        diag_list_deinit(&dl);
+    }
+    assert_null(cond_reads_new(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +597,7 @@ int main(void)
         cmocka_unit_test(when_rule),
         cmocka_unit_test(load_errors),
         cmocka_unit_test(expression_errors),
+        cmocka_unit_test(reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -146,6 +146,19 @@ int expr_render(const struct expr_prog *prog, const struct expr_env *env, struct
 int expr_render_ex(const struct expr_prog *prog, const struct expr_env *env, struct sbuf *out,
                    bool *wrote, char *why, size_t whysz);
 
+struct prune_paths;
+
+/**
+ * Adds to `reads` (prune.h) what rendering prog can read of `trigger` (env->trigger), so that
+ * the caller may unpack only that part of the message. A chain of constant string member
+ * accesses from `trigger` (`trigger.body.ref`, `trigger.headers['X-GitHub-Event']`) adds its
+ * path, read whole at its end; before a step with a dynamic or non-string key
+ * (`trigger.body[x]`, `trigger.body[0]`) the path so far is read whole; `trigger` used in any
+ * other way (printed, filtered, compared) marks the root of `reads` whole: everything. A
+ * template that never names `trigger` adds nothing. Runs at load; never called per request.
+ */
+void expr_trigger_reads(const struct expr_prog *prog, struct prune_paths *reads);
+
 /**
  * Kestra's truth rule for the Expression condition: false only when the rendered text is blank
  * (Java isBlank: only white space) or trims (Java trim) to exactly "false". "False", "0", "null"

@@ -20,6 +20,7 @@
 #include "expr.h"
 #include "log.h"
 #include "proto.h"
+#include "prune.h"
 #include "util.h"
 #include "yaml.h"
 
@@ -555,6 +556,7 @@ static void parse_webhook(const struct yml_doc *doc, struct flow *fl, const stru
     parse_key(doc, fl, tr, map, dl);
     tr->cond = cond_compile(yml_map_get(map, "conditions"), yml_map_get(map, "when"), doc->file,
                             doc, compat, dl);
+    tr->reads = cond_reads_new(tr->cond);
     tr->stop_after = parse_stop_after(dl, doc->file, map);
     parse_wait(doc, tr, map, compat, dl);
 }
@@ -750,6 +752,7 @@ void flow_deinit(struct flow *fl)
         }
         xfree(fl->triggers[i].key);
         cond_free(fl->triggers[i].cond);
+        prune_free(fl->triggers[i].reads);
         expr_free(fl->triggers[i].response_code);
     }
     if (fl->labels_zone) {

@@ -35,6 +35,11 @@ struct flow_trigger {
     int line, col; /* position of the trigger's map in its file */
     struct cond *cond; /* compiled `conditions` and `when`; owned; never NULL after loading */
     /*
+     * What the conditions read of `trigger` (cond_reads_new), so a request unpacks only that part
+     * of its message; owned; NULL when they may read all of it (the message is unpacked whole).
+     */
+    struct prune_paths *reads;
+    /*
      * `stopAfter`: bit (1u << enum proto_state) for each listed State.Type. A terminal state
      * listed here, reached by an execution this trigger started, disables the trigger
      * (execstate.h). 0 when absent.

@@ -343,14 +343,14 @@ static void success_body(void **state)
     hook_req_free(hr);
 }
 
-/* A real set of one flow, as flow_set_load builds it (refs 1). */
-static struct flow_set *one_flow_set(const char *flow_id)
+/* A real set of one flow, as flow_set_load builds it (refs 1); `extra` adds trigger keys. */
+static struct flow_set *flow_set_with(const char *flow_id, const char *extra)
 {
     struct diag_list dl;
     diag_list_init(&dl);
     char *text = xasprintf("id: %s\nnamespace: company.team\ntriggers:\n  - id: hook\n"
-                           "    type: io.kestra.plugin.core.trigger.Webhook\n    key: k2\n",
-                           flow_id);
+                           "    type: io.kestra.plugin.core.trigger.Webhook\n    key: k2\n%s",
+                           flow_id, extra);
     struct yml_doc *doc = yml_load_string("f.yaml", text, strlen(text), &dl);
     struct cfg *cfg = cfg_new_defaults();
     struct flow_set *set = flow_set_new();
@@ -363,6 +363,59 @@ static struct flow_set *one_flow_set(const char *flow_id)
     xfree(text);
     diag_list_deinit(&dl);
     return set;
+}
+
+static struct flow_set *one_flow_set(const char *flow_id)
+{
+    return flow_set_with(flow_id, "");
+}
+
+/*
+ * Conditions that read constant paths get the message unpacked only along them (reads set);
+ * one that reads `trigger` whole gets all of it. Either way the verdicts are the real ones.
+ */
+static void conditions_read_what_they_need(void **state)
+{
+    (void)state;
+    const struct hook_header PUSH[] = {{STRV_LIT("X-GitHub-Event"), STRV_LIT("push")}};
+    static const struct {
+        const char *when;
+        bool pruned;
+        const char *body;
+        enum hook_verdict want;
+    } CASES[] = {
+        {"trigger.body.ref == 'main' and trigger.headers['X-GitHub-Event'][0] == 'push'", true,
+         "{\"ref\":\"x\",\"big\":[1,2,{\"ref\":\"y\"}],\"ref\":\"main\"}", HOOK_ACCEPTED},
+        {"trigger.body.ref == 'main'", true, "{\"ref\":\"main\",\"ref\":\"x\"}",
+         HOOK_CONDITIONS_FALSE},
+        {"trigger.body.ref == 'main'", true, NULL, HOOK_CONDITIONS_FALSE},
+        {"trigger.body.commits | length == 2", true, "{\"commits\":[{},{}]}", HOOK_ACCEPTED},
+        {"trigger.parameters.a[0] == '1'", true, NULL, HOOK_ACCEPTED},
+        {"trigger | length == 3", false, "{}", HOOK_ACCEPTED},
+        {"trigger | length == 3", false, NULL, HOOK_CONDITIONS_FALSE},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(CASES); i++) {
+        char *extra = xasprintf("    conditions:\n"
+                                "      - type: io.kestra.plugin.core.condition.Expression\n"
+                                "        expression: \"{{ %s }}\"\n",
+                                CASES[i].when);
+        struct flow_set *set = flow_set_with("cond", extra);
+        struct route_table *rt2 = route_table_new(set, "main");
+        hook_ctx_set_routes(ctx, rt2, set);
+        assert_int_equal(set->flows[0].triggers[0].reads != NULL, CASES[i].pruned);
+        struct hook_req *hr = hook_req_new();
+        enum hook_verdict v = run("POST", "/api/v1/executions/webhook/company.team/cond/k2",
+                                  "a=1", PUSH, 1, CASES[i].body, hr);
+        if (v != CASES[i].want) {
+            print_error("%s with %s: verdict %d\n", CASES[i].when, CASES[i].body, v);
+        }
+        assert_int_equal(v, CASES[i].want);
+        hook_req_free(hr);
+        hook_ctx_set_routes(ctx, rt, &fs);
+        route_table_free(rt2);
+        flow_set_free(set);
+        xfree(extra);
+    }
 }
 
 /*
@@ -423,6 +476,7 @@ int main(void)
         cmocka_unit_test(id_digits),
         cmocka_unit_test(success_body),       cmocka_unit_test(answers_table),
         cmocka_unit_test(request_keeps_its_flow_set),
+        cmocka_unit_test(conditions_read_what_they_need),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -56,7 +56,7 @@ struct cfg {
         char *state_topic;        /* execution-state events; default "webhook-bridge.execution-states" */
         char *triggers_topic;     /* compacted disabled-trigger records; "webhook-bridge.trigger-states" */
         long thread_nice;         /* nice of librdkafka's broker threads; default 10 */
-        long sticky_ms;           /* how long messages stick to a group of partitions; default 1 */
+        long sticky_ms;           /* how long messages stick to a group of partitions; 0 off */
         struct cfg_prop *properties;
         size_t nproperties;
         struct cfg_topic *topics;

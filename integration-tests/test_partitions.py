@@ -87,9 +87,8 @@ def test_sticky_groups_keep_the_key_partition(kafka, bridge_factory, names):
     assert changes <= int(took) + 1 + 2, (parts, took)
 
 
-def test_without_sticky_ids_spread_over_every_partition(kafka, bridge_factory, names):
-    b = bridge_factory.start([webhook_flow(names.ns, names.flow, names.key)],
-                             kafka={"sticky_ms": 0})
+def test_by_default_ids_spread_over_every_partition(kafka, bridge_factory, names):
+    b = bridge_factory.start([webhook_flow(names.ns, names.flow, names.key)])
     first, _ = send(b, names, 1)
     ids, _ = send(b, names, 40)
     parts = partitions_by_id(kafka, names, first, ids)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -57,91 +58,100 @@ static int refused_of(struct loopdelay *ld, int n)
     return k;
 }
 
+/* A loop with a loopdelay refusing past 20 ms and a blocker, not yet armed. */
+struct fixture {
+    struct event_base *base;
+    struct loopdelay *ld;
+    struct blocker b;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    f->base = event_base_new();
+    f->ld = loopdelay_new(f->base);
+    f->b.ev = evtimer_new(f->base, on_block, &f->b);
+    loopdelay_set_limit(f->ld, 20 * 1000);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    event_free(f->b.ev);
+    loopdelay_free(f->ld);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+/* Every turn of the loop blocks block_ms from now on (0: none); once: only the next one. */
+static void block(struct fixture *f, long block_ms, bool once)
+{
+    struct timeval now = {0, 0};
+    f->b.block_ms = block_ms;
+    f->b.once = once;
+    evtimer_add(f->b.ev, &now);
+}
+
 static void follows_the_lateness(void **state)
 {
-    (void)state;
-    struct event_base *base = event_base_new();
-    struct loopdelay *ld = loopdelay_new(base);
-    struct blocker b = {.block_ms = 60};
-    b.ev = evtimer_new(base, on_block, &b);
-    loopdelay_set_limit(ld, 20 * 1000);
+    struct fixture *f = *state;
 
     /* A loop on time refuses nothing. */
-    run_for(base, 200);
-    assert_true(loopdelay_us(ld) < 20 * 1000);
-    assert_true(loopdelay_share(ld) == 0.0);
-    assert_int_equal(refused_of(ld, 1000), 0);
+    run_for(f->base, 200);
+    assert_true(loopdelay_us(f->ld) < 20 * 1000);
+    assert_true(loopdelay_share(f->ld) == 0.0);
+    assert_int_equal(refused_of(f->ld, 1000), 0);
 
     /* Every turn 60 ms long: every tick is late, the share climbs to all. */
-    struct timeval now = {0, 0};
-    evtimer_add(b.ev, &now);
-    run_for(base, 1500);
-    assert_true(loopdelay_us(ld) > 20 * 1000);
-    assert_true(loopdelay_share(ld) >= 0.99);
-    assert_int_equal(refused_of(ld, 1000), 1000);
+    block(f, 60, false);
+    run_for(f->base, 1500);
+    assert_true(loopdelay_us(f->ld) > 20 * 1000);
+    assert_true(loopdelay_share(f->ld) >= 0.99);
+    assert_int_equal(refused_of(f->ld, 1000), 1000);
 
     /* On time again: it falls back to nothing (0.05 a tick: 1 to 0 in 20 ticks, 200 ms). */
-    b.block_ms = 0;
-    run_for(base, 1000);
-    assert_true(loopdelay_share(ld) == 0.0);
-    assert_int_equal(refused_of(ld, 1000), 0);
-
-    event_free(b.ev);
-    loopdelay_free(ld);
-    event_base_free(base);
+    f->b.block_ms = 0;
+    run_for(f->base, 1000);
+    assert_true(loopdelay_share(f->ld) == 0.0);
+    assert_int_equal(refused_of(f->ld, 1000), 0);
 }
 
 static void one_long_turn_is_not_overload(void **state)
 {
-    (void)state;
-    struct event_base *base = event_base_new();
-    struct loopdelay *ld = loopdelay_new(base);
-    struct blocker b = {.block_ms = 300};
-    b.ev = evtimer_new(base, on_block, &b);
-    loopdelay_set_limit(ld, 20 * 1000);
-    run_for(base, 50);
+    struct fixture *f = *state;
+    run_for(f->base, 50);
     /* One turn of 300 ms (a reload, a big body), then the tick that saw it. */
-    b.once = true;
-    struct timeval now = {0, 0};
-    evtimer_add(b.ev, &now);
-    run_for(base, 5);
-    assert_true(loopdelay_us(ld) > 200 * 1000);
-    assert_true(loopdelay_share(ld) == 0.0);
-    assert_int_equal(refused_of(ld, 1000), 0);
-    run_for(base, 100);
-    assert_true(loopdelay_share(ld) == 0.0);
-    event_free(b.ev);
-    loopdelay_free(ld);
-    event_base_free(base);
+    block(f, 300, true);
+    run_for(f->base, 5);
+    assert_true(loopdelay_us(f->ld) > 200 * 1000);
+    assert_true(loopdelay_share(f->ld) == 0.0);
+    assert_int_equal(refused_of(f->ld, 1000), 0);
+    run_for(f->base, 100);
+    assert_true(loopdelay_share(f->ld) == 0.0);
 }
 
 static void limit_zero_never_refuses(void **state)
 {
-    (void)state;
-    struct event_base *base = event_base_new();
-    struct loopdelay *ld = loopdelay_new(base);
-    struct blocker b = {.block_ms = 40};
-    b.ev = evtimer_new(base, on_block, &b);
-    loopdelay_set_limit(ld, 0);
-    struct timeval now = {0, 0};
-    evtimer_add(b.ev, &now);
-    run_for(base, 600);
-    assert_true(loopdelay_us(ld) > 20 * 1000); /* still measured, for the metrics */
-    assert_true(loopdelay_share(ld) == 0.0);
-    assert_int_equal(refused_of(ld, 1000), 0);
-    b.block_ms = 0;
-    run_for(base, 100);
-    event_free(b.ev);
-    loopdelay_free(ld);
-    event_base_free(base);
+    struct fixture *f = *state;
+    loopdelay_set_limit(f->ld, 0);
+    block(f, 40, false);
+    run_for(f->base, 600);
+    assert_true(loopdelay_us(f->ld) > 20 * 1000); /* still measured, for the metrics */
+    assert_true(loopdelay_share(f->ld) == 0.0);
+    assert_int_equal(refused_of(f->ld, 1000), 0);
+    f->b.block_ms = 0;
+    run_for(f->base, 100);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(follows_the_lateness),
-        cmocka_unit_test(one_long_turn_is_not_overload),
-        cmocka_unit_test(limit_zero_never_refuses),
+        cmocka_unit_test_setup_teardown(follows_the_lateness, setup, teardown),
+        cmocka_unit_test_setup_teardown(one_long_turn_is_not_overload, setup, teardown),
+        cmocka_unit_test_setup_teardown(limit_zero_never_refuses, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -534,6 +534,11 @@ static struct topic_slot *topic_slot(struct pub *p, const char *name)
     return slot;
 }
 
+bool pub_sticky_on(const struct pub *p)
+{
+    return p->sticky_us > 0;
+}
+
 void pub_sticky(struct pub *p, const char *topic, struct pub_sticky *st)
 {
     memset(st, 0, sizeof(*st));

@@ -61,6 +61,9 @@ struct pub_sticky {
     int width;
 };
 
+/** Whether this producer draws ids into sticky groups (kafka.sticky_ms > 0, murmur2). */
+bool pub_sticky_on(const struct pub *p);
+
 /**
  * Fills st for topic. The group moves on to the next partitions every kafka.sticky_ms, so over
  * time every partition gets its share. Cheap: a lookup and a clock read.

@@ -815,7 +815,8 @@ static void draw_id(void *opaque, const struct flow_trigger *trig, char *id)
 void srv_set_pub(struct srv *s, struct pub *pub)
 {
     s->pub = pub;
-    hook_ctx_set_id_source(s->hook, pub ? draw_id : NULL, s);
+    /* Without sticky groups an id is drawn once (hook_new_id): no topic lookup per request. */
+    hook_ctx_set_id_source(s->hook, pub && pub_sticky_on(pub) ? draw_id : NULL, s);
 }
 
 void srv_set_metrics(struct srv *s, struct metrics *m)

@@ -33,12 +33,21 @@ static void digest_parts(struct strv tenant, struct strv ns, struct strv flow_id
                          unsigned char out[DIGEST_LEN])
 {
     struct strv parts[4] = {tenant, ns, flow_id, key};
-    /* One context per thread, reused: this runs for every request. */
+    /*
+     * One context and one fetched algorithm per thread, reused: this runs for every request.
+     * EVP_sha256() would make OpenSSL 3 look the implementation up in its provider store (a
+     * lock, a property query) and rebuild the context on every init: 730 ns against 230 ns
+     * here, about 3 % of the bridge's time at saturation with a 243 B body (perf).
+     */
     static _Thread_local EVP_MD_CTX *ctx;
+    static _Thread_local EVP_MD *sha256;
     if (!ctx && !(ctx = EVP_MD_CTX_new())) {
         abort();
     }
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    if (!sha256 && !(sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL))) {
+        abort();
+    }
+    EVP_DigestInit_ex2(ctx, sha256, NULL);
     for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
         unsigned char len[8];
         for (int b = 0; b < 8; b++) {

@@ -2,6 +2,8 @@
  * pack.c: request body → Kestra's trigger.body as msgpack (map, array or raw str).
  * One pass over the text validates the JSON and writes msgpack as it goes. No I/O, no recursion,
  * no token array: the only memory is the output buffer and a nesting stack of PACK_MAX_DEPTH.
+ * Here: the parser (whitespace, scalars, strings, structure) and the API. Raw text and UTF-8
+ * repair are pack_text.c's.
  *
  * Parser choice, measured on this machine (pack_bench: gcc -O2, CPU time, median of 5 runs, on
  * the 7339-byte GitHub push payload in testdata/payloads): jansson json_loadb alone 143-200 us;
@@ -33,6 +35,7 @@
 #define PACK_SSE2 1
 #endif
 
+#include "pack_int.h"
 #include "util.h"
 
 /* ==== Parser state ==== */
@@ -67,87 +70,7 @@ size_t pack_parser_retained(const struct pack_parser *pp)
     return 0;
 }
 
-/*
- * An sbuffer's write callback fails only when realloc does. Out of memory aborts everywhere
- * else in the bridge (xmalloc), and a half-written str would corrupt the message, so it does
- * here too.
- */
-static void put(int rc)
-{
-    if (rc != 0) {
-        fprintf(stderr, "webhook-bridge: msgpack write failed (out of memory)\n");
-        abort();
-    }
-}
-
 /* ==== Byte scanning ==== */
-
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
-
-/* Length of the leading run of ASCII bytes, eight at a time. */
-static size_t ascii_run(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    uint64_t x;
-    while (i + 8 <= n) {
-        memcpy(&x, s + i, 8);
-        if (x & HIGHS) {
-            break;
-        }
-        i += 8;
-    }
-    while (i < n && s[i] < 0x80) {
-        i++;
-    }
-    return i;
-}
-
-/*
- * The length of the UTF-8 sequence lead byte c starts, 0 if it starts none, and the range its
- * second byte must be in (Unicode table 3-7: no overlong forms, surrogates, or past U+10FFFF).
- */
-static size_t utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
-{
-    *lo = 0x80;
-    *hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        return 2;
-    }
-    if (c >= 0xE0 && c <= 0xEF) {
-        *lo = c == 0xE0 ? 0xA0 : 0x80;
-        *hi = c == 0xED ? 0x9F : 0xBF;
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        *lo = c == 0xF0 ? 0x90 : 0x80;
-        *hi = c == 0xF4 ? 0x8F : 0xBF;
-        return 4;
-    }
-    return 0;
-}
-
-/*
- * s does not start a valid UTF-8 sequence: returns the length of its maximal subpart, the
- * longest prefix that could still have begun one (Unicode ch. 3), so that it becomes one U+FFFD.
- * Java's decoder replaces the same spans for all but a few overlong and surrogate forms.
- */
-static size_t subpart_len(const unsigned char *s, size_t n)
-{
-    unsigned char lo, hi;
-    size_t need = utf8_lead(s[0], &lo, &hi);
-    if (need == 0) {
-        return 1;
-    }
-    size_t i = 1;
-    if (i < n && s[i] >= lo && s[i] <= hi) {
-        i++;
-        while (i < need && i < n && (s[i] & 0xC0) == 0x80) {
-            i++;
-        }
-    }
-    return i;
-}
 
 /*
  * Copies the UTF-8 sequence at s (n bytes left) to o and returns its length, or 0 when it is
@@ -208,65 +131,6 @@ static size_t skip_ws_run(const unsigned char *s, size_t i, size_t n)
 static inline size_t skip_ws(const unsigned char *s, size_t i, size_t n)
 {
     return i < n && s[i] > ' ' ? i : skip_ws_run(s, i, n);
-}
-
-/* ==== Raw text ==== */
-
-/* The length of s once each maximal invalid UTF-8 subpart is U+FFFD; *nbad counts them. */
-static size_t repair_len(const unsigned char *s, size_t n, size_t *nbad)
-{
-    size_t out = 0, run = 0, i = 0;
-    *nbad = 0;
-    while ((i += ascii_run(s + i, n - i)) < n) {
-        size_t k = util_utf8_seq_len(s + i, n - i);
-        if (k > 0) {
-            i += k;
-            continue;
-        }
-        k = subpart_len(s + i, n - i);
-        out += i - run + 3;
-        (*nbad)++;
-        i += k;
-        run = i;
-    }
-    return out + n - run;
-}
-
-/* Copies s into out (repair_len() bytes) with each maximal invalid subpart replaced by U+FFFD. */
-static void repair_copy(const unsigned char *s, size_t n, char *out)
-{
-    size_t o = 0, run = 0, i = 0;
-    while ((i += ascii_run(s + i, n - i)) < n) {
-        size_t k = util_utf8_seq_len(s + i, n - i);
-        if (k > 0) {
-            i += k;
-            continue;
-        }
-        k = subpart_len(s + i, n - i);
-        memcpy(out + o, s + run, i - run);
-        o += i - run;
-        memcpy(out + o, "\xEF\xBF\xBD", 3);
-        o += 3;
-        i += k;
-        run = i;
-    }
-    memcpy(out + o, s + run, n - run);
-}
-
-void pack_text(msgpack_packer *pk, const char *s, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t nbad;
-    size_t out = len ? repair_len(u, len, &nbad) : 0;
-    if (len == 0 || nbad == 0) {
-        put(msgpack_pack_str_with_body(pk, s, len));
-        return;
-    }
-    /* Rare (invalid text): one copy with the replacements, then the str. */
-    char *fixed = xmalloc(out);
-    repair_copy(u, len, fixed);
-    put(msgpack_pack_str_with_body(pk, fixed, out));
-    xfree(fixed);
 }
 
 /* ==== Output ==== */
@@ -1055,13 +919,13 @@ enum pack_body_kind pack_body(struct pack_parser *pp, const char *text, size_t l
         return kind_of(text, len);
     }
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    size_t fixed_len = repair_len(u, len, &nbad);
+    size_t fixed_len = pack_repair_len(u, len, &nbad);
     if (nbad == 0) {
         put(msgpack_pack_str_with_body(&pk, text, len));
         return kind;
     }
     char *fixed = xmalloc(fixed_len);
-    repair_copy(u, len, fixed);
+    pack_repair_copy(u, len, fixed);
     if (pack_json(pp, fixed, fixed_len, sb)) {
         kind = kind_of(fixed, fixed_len);
     } else {

@@ -2,8 +2,8 @@
  * pack.c: request body → Kestra's trigger.body as msgpack (map, array or raw str).
  * One pass over the text validates the JSON and writes msgpack as it goes. No I/O, no recursion,
  * no token array: the only memory is the output buffer and a nesting stack of PACK_MAX_DEPTH.
- * Here: the parser (whitespace, scalars, strings, structure) and the API. Raw text and UTF-8
- * repair are pack_text.c's.
+ * Here: the parser (whitespace, strings, literals, short integers, structure) and the API. Other
+ * numbers go to pack_number.c; raw text and UTF-8 repair are pack_text.c's.
  *
  * Parser choice, measured on this machine (pack_bench: gcc -O2, CPU time, median of 5 runs, on
  * the 7339-byte GitHub push payload in testdata/payloads): jansson json_loadb alone 143-200 us;
@@ -168,15 +168,6 @@ static char *room(msgpack_sbuffer *sb, char *o, size_t rest)
     return sb->data + at;
 }
 
-static char *put_be(char *o, uint64_t v, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--) {
-        o[i] = (char)(v & 0xFF);
-        v >>= 8;
-    }
-    return o + bytes;
-}
-
 /* Header length of a str of n bytes. */
 static size_t str_header_len(size_t n)
 {
@@ -199,65 +190,6 @@ static char *put_str_header(char *o, size_t n)
     return put_be(o + 1, n, n < 65536 ? 2 : 4);
 }
 
-/* The smallest msgpack form of a non-negative integer, as msgpack_pack_uint64/int64 choose it. */
-static char *put_uint(char *o, uint64_t v)
-{
-    if (v < 128) {
-        *o = (char)v;
-        return o + 1;
-    }
-    if (v < 256) {
-        o[0] = (char)0xcc;
-        o[1] = (char)v;
-        return o + 2;
-    }
-    if (v < 65536) {
-        *o = (char)0xcd;
-        return put_be(o + 1, v, 2);
-    }
-    if (v <= UINT32_MAX) {
-        *o = (char)0xce;
-        return put_be(o + 1, v, 4);
-    }
-    *o = (char)0xcf;
-    return put_be(o + 1, v, 8);
-}
-
-/* The smallest msgpack form of an integer, as msgpack_pack_int64 chooses it. */
-static char *put_int(char *o, int64_t v)
-{
-    if (v >= 0) {
-        return put_uint(o, (uint64_t)v);
-    }
-    if (v >= -32) {
-        *o = (char)(uint8_t)v;
-        return o + 1;
-    }
-    if (v >= INT8_MIN) {
-        o[0] = (char)0xd0;
-        o[1] = (char)(uint8_t)v;
-        return o + 2;
-    }
-    if (v >= INT16_MIN) {
-        *o = (char)0xd1;
-        return put_be(o + 1, (uint64_t)v, 2);
-    }
-    if (v >= INT32_MIN) {
-        *o = (char)0xd2;
-        return put_be(o + 1, (uint64_t)v, 4);
-    }
-    *o = (char)0xd3;
-    return put_be(o + 1, (uint64_t)v, 8);
-}
-
-static char *put_double(char *o, double d)
-{
-    uint64_t bits;
-    memcpy(&bits, &d, sizeof(bits));
-    *o = (char)0xcb;
-    return put_be(o + 1, bits, 8);
-}
-
 /* ==== Scalars ==== */
 
 /* Where the parser is: output cursor and text index; o is NULL once the text is known bad. */
@@ -268,92 +200,6 @@ struct pos {
 
 static const struct pos BAD = {NULL, 0};
 
-static size_t digits(const char *s, size_t i, size_t n)
-{
-    size_t start = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') {
-        i++;
-    }
-    return i - start;
-}
-
-/* True when s[0, n) is a JSON number; *is_int says whether it has neither fraction nor exponent. */
-static bool number_syntax(const char *s, size_t n, bool *is_int)
-{
-    size_t i = s[0] == '-' ? 1 : 0;
-    size_t d = digits(s, i, n);
-    if (d == 0 || (d > 1 && s[i] == '0')) {
-        return false;
-    }
-    i += d;
-    *is_int = true;
-    if (i < n && s[i] == '.') {
-        d = digits(s, i + 1, n);
-        if (d == 0) {
-            return false;
-        }
-        i += 1 + d;
-        *is_int = false;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        i += i < n && (s[i] == '+' || s[i] == '-');
-        d = digits(s, i, n);
-        if (d == 0) {
-            return false;
-        }
-        i += d;
-        *is_int = false;
-    }
-    return i == n;
-}
-
-/* Writes an integer literal at o; NULL when it does not fit 64 bits (then it is a float64). */
-static char *put_int_text(char *o, const char *s, size_t n)
-{
-    bool neg = s[0] == '-';
-    uint64_t v = 0;
-    for (size_t i = neg; i < n; i++) {
-        unsigned int d = (unsigned int)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return NULL;
-        }
-        v = v * 10 + d;
-    }
-    if (!neg) {
-        return put_uint(o, v);
-    }
-    if (v <= INT64_MAX) {
-        return put_int(o, -(int64_t)v);
-    }
-    return v == (uint64_t)INT64_MAX + 1 ? put_int(o, INT64_MIN) : NULL;
-}
-
-/* Writes the number s[0, n) at o; returns the end, or NULL if it is not a JSON number. */
-static char *put_number_text(char *o, const char *s, size_t n, locale_t loc)
-{
-    bool is_int;
-    if (n > PACK_MAX_NUMBER_LEN || !number_syntax(s, n, &is_int)) {
-        return NULL;
-    }
-    char *end = is_int ? put_int_text(o, s, n) : NULL;
-    if (end) {
-        return end;
-    }
-    /*
-     * strtod needs a terminated string (the syntax check above leaves it nothing to reject)
-     * and reads the decimal point of the thread's locale, so it runs under the C locale
-     * (uselocale is POSIX; strtod_l would need _GNU_SOURCE).
-     */
-    char buf[PACK_MAX_NUMBER_LEN + 1];
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    locale_t prev = uselocale(loc);
-    double d = strtod(buf, NULL);
-    uselocale(prev);
-    return put_double(o, d);
-}
-
 static bool is_number_char(unsigned char c)
 {
     return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
@@ -362,8 +208,8 @@ static bool is_number_char(unsigned char c)
 /*
  * The number at s[i]. Integers of up to 19 digits (all fit 64 bits) are read in the same loop
  * that finds their end; fractions, exponents, longer integers and bad syntax take the run of
- * number characters through number_syntax and strtod. A run that stops early (`1x`) is left to
- * the caller, which then finds no separator.
+ * number characters through pack_put_number_text (pack_number.c: number_syntax and strtod). A
+ * run that stops early (`1x`) is left to the caller, which then finds no separator.
  */
 static struct pos put_number(char *o, const unsigned char *s, size_t i, size_t len, locale_t loc)
 {
@@ -384,7 +230,7 @@ static struct pos put_number(char *o, const unsigned char *s, size_t i, size_t l
     while (i < len && is_number_char(s[i])) {
         i++;
     }
-    o = put_number_text(o, (const char *)s + start, i - start, loc);
+    o = pack_put_number_text(o, (const char *)s + start, i - start, loc);
     return o ? (struct pos){o, i} : BAD;
 }
 

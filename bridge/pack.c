@@ -2,6 +2,8 @@
  * pack.c: request body → Kestra's trigger.body as msgpack (map, array or raw str).
  * One pass over the text validates the JSON and writes msgpack as it goes. No I/O, no recursion,
  * no token array: the only memory is the output buffer and a nesting stack of PACK_MAX_DEPTH.
+ * Here: the parser (whitespace, strings, literals, short integers, structure) and the API. Other
+ * numbers go to pack_number.c; raw text and UTF-8 repair are pack_text.c's.
  *
  * Parser choice, measured on this machine (pack_bench: gcc -O2, CPU time, median of 5 runs, on
  * the 7339-byte GitHub push payload in testdata/payloads): jansson json_loadb alone 143-200 us;
@@ -33,6 +35,7 @@
 #define PACK_SSE2 1
 #endif
 
+#include "pack_int.h"
 #include "util.h"
 
 /* ==== Parser state ==== */
@@ -67,87 +70,7 @@ size_t pack_parser_retained(const struct pack_parser *pp)
     return 0;
 }
 
-/*
- * An sbuffer's write callback fails only when realloc does. Out of memory aborts everywhere
- * else in the bridge (xmalloc), and a half-written str would corrupt the message, so it does
- * here too.
- */
-static void put(int rc)
-{
-    if (rc != 0) {
-        fprintf(stderr, "webhook-bridge: msgpack write failed (out of memory)\n");
-        abort();
-    }
-}
-
 /* ==== Byte scanning ==== */
-
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
-
-/* Length of the leading run of ASCII bytes, eight at a time. */
-static size_t ascii_run(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    uint64_t x;
-    while (i + 8 <= n) {
-        memcpy(&x, s + i, 8);
-        if (x & HIGHS) {
-            break;
-        }
-        i += 8;
-    }
-    while (i < n && s[i] < 0x80) {
-        i++;
-    }
-    return i;
-}
-
-/*
- * The length of the UTF-8 sequence lead byte c starts, 0 if it starts none, and the range its
- * second byte must be in (Unicode table 3-7: no overlong forms, surrogates, or past U+10FFFF).
- */
-static size_t utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
-{
-    *lo = 0x80;
-    *hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        return 2;
-    }
-    if (c >= 0xE0 && c <= 0xEF) {
-        *lo = c == 0xE0 ? 0xA0 : 0x80;
-        *hi = c == 0xED ? 0x9F : 0xBF;
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        *lo = c == 0xF0 ? 0x90 : 0x80;
-        *hi = c == 0xF4 ? 0x8F : 0xBF;
-        return 4;
-    }
-    return 0;
-}
-
-/*
- * s does not start a valid UTF-8 sequence: returns the length of its maximal subpart, the
- * longest prefix that could still have begun one (Unicode ch. 3), so that it becomes one U+FFFD.
- * Java's decoder replaces the same spans for all but a few overlong and surrogate forms.
- */
-static size_t subpart_len(const unsigned char *s, size_t n)
-{
-    unsigned char lo, hi;
-    size_t need = utf8_lead(s[0], &lo, &hi);
-    if (need == 0) {
-        return 1;
-    }
-    size_t i = 1;
-    if (i < n && s[i] >= lo && s[i] <= hi) {
-        i++;
-        while (i < need && i < n && (s[i] & 0xC0) == 0x80) {
-            i++;
-        }
-    }
-    return i;
-}
 
 /*
  * Copies the UTF-8 sequence at s (n bytes left) to o and returns its length, or 0 when it is
@@ -210,65 +133,6 @@ static inline size_t skip_ws(const unsigned char *s, size_t i, size_t n)
     return i < n && s[i] > ' ' ? i : skip_ws_run(s, i, n);
 }
 
-/* ==== Raw text ==== */
-
-/* The length of s once each maximal invalid UTF-8 subpart is U+FFFD; *nbad counts them. */
-static size_t repair_len(const unsigned char *s, size_t n, size_t *nbad)
-{
-    size_t out = 0, run = 0, i = 0;
-    *nbad = 0;
-    while ((i += ascii_run(s + i, n - i)) < n) {
-        size_t k = util_utf8_seq_len(s + i, n - i);
-        if (k > 0) {
-            i += k;
-            continue;
-        }
-        k = subpart_len(s + i, n - i);
-        out += i - run + 3;
-        (*nbad)++;
-        i += k;
-        run = i;
-    }
-    return out + n - run;
-}
-
-/* Copies s into out (repair_len() bytes) with each maximal invalid subpart replaced by U+FFFD. */
-static void repair_copy(const unsigned char *s, size_t n, char *out)
-{
-    size_t o = 0, run = 0, i = 0;
-    while ((i += ascii_run(s + i, n - i)) < n) {
-        size_t k = util_utf8_seq_len(s + i, n - i);
-        if (k > 0) {
-            i += k;
-            continue;
-        }
-        k = subpart_len(s + i, n - i);
-        memcpy(out + o, s + run, i - run);
-        o += i - run;
-        memcpy(out + o, "\xEF\xBF\xBD", 3);
-        o += 3;
-        i += k;
-        run = i;
-    }
-    memcpy(out + o, s + run, n - run);
-}
-
-void pack_text(msgpack_packer *pk, const char *s, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t nbad;
-    size_t out = len ? repair_len(u, len, &nbad) : 0;
-    if (len == 0 || nbad == 0) {
-        put(msgpack_pack_str_with_body(pk, s, len));
-        return;
-    }
-    /* Rare (invalid text): one copy with the replacements, then the str. */
-    char *fixed = xmalloc(out);
-    repair_copy(u, len, fixed);
-    put(msgpack_pack_str_with_body(pk, fixed, out));
-    xfree(fixed);
-}
-
 /* ==== Output ==== */
 
 /*
@@ -304,15 +168,6 @@ static char *room(msgpack_sbuffer *sb, char *o, size_t rest)
     return sb->data + at;
 }
 
-static char *put_be(char *o, uint64_t v, int bytes)
-{
-    for (int i = bytes - 1; i >= 0; i--) {
-        o[i] = (char)(v & 0xFF);
-        v >>= 8;
-    }
-    return o + bytes;
-}
-
 /* Header length of a str of n bytes. */
 static size_t str_header_len(size_t n)
 {
@@ -335,65 +190,6 @@ static char *put_str_header(char *o, size_t n)
     return put_be(o + 1, n, n < 65536 ? 2 : 4);
 }
 
-/* The smallest msgpack form of a non-negative integer, as msgpack_pack_uint64/int64 choose it. */
-static char *put_uint(char *o, uint64_t v)
-{
-    if (v < 128) {
-        *o = (char)v;
-        return o + 1;
-    }
-    if (v < 256) {
-        o[0] = (char)0xcc;
-        o[1] = (char)v;
-        return o + 2;
-    }
-    if (v < 65536) {
-        *o = (char)0xcd;
-        return put_be(o + 1, v, 2);
-    }
-    if (v <= UINT32_MAX) {
-        *o = (char)0xce;
-        return put_be(o + 1, v, 4);
-    }
-    *o = (char)0xcf;
-    return put_be(o + 1, v, 8);
-}
-
-/* The smallest msgpack form of an integer, as msgpack_pack_int64 chooses it. */
-static char *put_int(char *o, int64_t v)
-{
-    if (v >= 0) {
-        return put_uint(o, (uint64_t)v);
-    }
-    if (v >= -32) {
-        *o = (char)(uint8_t)v;
-        return o + 1;
-    }
-    if (v >= INT8_MIN) {
-        o[0] = (char)0xd0;
-        o[1] = (char)(uint8_t)v;
-        return o + 2;
-    }
-    if (v >= INT16_MIN) {
-        *o = (char)0xd1;
-        return put_be(o + 1, (uint64_t)v, 2);
-    }
-    if (v >= INT32_MIN) {
-        *o = (char)0xd2;
-        return put_be(o + 1, (uint64_t)v, 4);
-    }
-    *o = (char)0xd3;
-    return put_be(o + 1, (uint64_t)v, 8);
-}
-
-static char *put_double(char *o, double d)
-{
-    uint64_t bits;
-    memcpy(&bits, &d, sizeof(bits));
-    *o = (char)0xcb;
-    return put_be(o + 1, bits, 8);
-}
-
 /* ==== Scalars ==== */
 
 /* Where the parser is: output cursor and text index; o is NULL once the text is known bad. */
@@ -404,92 +200,6 @@ struct pos {
 
 static const struct pos BAD = {NULL, 0};
 
-static size_t digits(const char *s, size_t i, size_t n)
-{
-    size_t start = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') {
-        i++;
-    }
-    return i - start;
-}
-
-/* True when s[0, n) is a JSON number; *is_int says whether it has neither fraction nor exponent. */
-static bool number_syntax(const char *s, size_t n, bool *is_int)
-{
-    size_t i = s[0] == '-' ? 1 : 0;
-    size_t d = digits(s, i, n);
-    if (d == 0 || (d > 1 && s[i] == '0')) {
-        return false;
-    }
-    i += d;
-    *is_int = true;
-    if (i < n && s[i] == '.') {
-        d = digits(s, i + 1, n);
-        if (d == 0) {
-            return false;
-        }
-        i += 1 + d;
-        *is_int = false;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        i += i < n && (s[i] == '+' || s[i] == '-');
-        d = digits(s, i, n);
-        if (d == 0) {
-            return false;
-        }
-        i += d;
-        *is_int = false;
-    }
-    return i == n;
-}
-
-/* Writes an integer literal at o; NULL when it does not fit 64 bits (then it is a float64). */
-static char *put_int_text(char *o, const char *s, size_t n)
-{
-    bool neg = s[0] == '-';
-    uint64_t v = 0;
-    for (size_t i = neg; i < n; i++) {
-        unsigned int d = (unsigned int)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return NULL;
-        }
-        v = v * 10 + d;
-    }
-    if (!neg) {
-        return put_uint(o, v);
-    }
-    if (v <= INT64_MAX) {
-        return put_int(o, -(int64_t)v);
-    }
-    return v == (uint64_t)INT64_MAX + 1 ? put_int(o, INT64_MIN) : NULL;
-}
-
-/* Writes the number s[0, n) at o; returns the end, or NULL if it is not a JSON number. */
-static char *put_number_text(char *o, const char *s, size_t n, locale_t loc)
-{
-    bool is_int;
-    if (n > PACK_MAX_NUMBER_LEN || !number_syntax(s, n, &is_int)) {
-        return NULL;
-    }
-    char *end = is_int ? put_int_text(o, s, n) : NULL;
-    if (end) {
-        return end;
-    }
-    /*
-     * strtod needs a terminated string (the syntax check above leaves it nothing to reject)
-     * and reads the decimal point of the thread's locale, so it runs under the C locale
-     * (uselocale is POSIX; strtod_l would need _GNU_SOURCE).
-     */
-    char buf[PACK_MAX_NUMBER_LEN + 1];
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    locale_t prev = uselocale(loc);
-    double d = strtod(buf, NULL);
-    uselocale(prev);
-    return put_double(o, d);
-}
-
 static bool is_number_char(unsigned char c)
 {
     return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
@@ -498,8 +208,8 @@ static bool is_number_char(unsigned char c)
 /*
  * The number at s[i]. Integers of up to 19 digits (all fit 64 bits) are read in the same loop
  * that finds their end; fractions, exponents, longer integers and bad syntax take the run of
- * number characters through number_syntax and strtod. A run that stops early (`1x`) is left to
- * the caller, which then finds no separator.
+ * number characters through pack_put_number_text (pack_number.c: number_syntax and strtod). A
+ * run that stops early (`1x`) is left to the caller, which then finds no separator.
  */
 static struct pos put_number(char *o, const unsigned char *s, size_t i, size_t len, locale_t loc)
 {
@@ -520,7 +230,7 @@ static struct pos put_number(char *o, const unsigned char *s, size_t i, size_t l
     while (i < len && is_number_char(s[i])) {
         i++;
     }
-    o = put_number_text(o, (const char *)s + start, i - start, loc);
+    o = pack_put_number_text(o, (const char *)s + start, i - start, loc);
     return o ? (struct pos){o, i} : BAD;
 }
 
@@ -1055,13 +765,13 @@ enum pack_body_kind pack_body(struct pack_parser *pp, const char *text, size_t l
         return kind_of(text, len);
     }
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    size_t fixed_len = repair_len(u, len, &nbad);
+    size_t fixed_len = pack_repair_len(u, len, &nbad);
     if (nbad == 0) {
         put(msgpack_pack_str_with_body(&pk, text, len));
         return kind;
     }
     char *fixed = xmalloc(fixed_len);
-    repair_copy(u, len, fixed);
+    pack_repair_copy(u, len, fixed);
     if (pack_json(pp, fixed, fixed_len, sb)) {
         kind = kind_of(fixed, fixed_len);
     } else {

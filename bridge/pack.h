@@ -1,7 +1,8 @@
 /*
  * pack.h: request text → msgpack, by Kestra's trigger-output rules: the body parsed as a JSON
  * object, else a JSON array, else kept as the raw string; every string valid UTF-8.
- * Pure functions over buffers: no I/O, no libevent, no Kafka.
+ * Pure functions over buffers: no I/O, no libevent, no Kafka. Implemented in pack.c (the JSON
+ * parser), pack_number.c (number literals) and pack_text.c (raw text, UTF-8 repair).
  */
 #ifndef BRIDGE_PACK_H
 #define BRIDGE_PACK_H

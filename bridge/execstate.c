@@ -273,6 +273,39 @@ int xs_enable(struct xs *x, const char *tenant, const char *ns, const char *flow
 
 /* ==== Reading ==== */
 
+/*
+ * Replicas write their records independently. A disable decided from an execution that ended
+ * before an enable can therefore land in the topic after that enable, when the replica that
+ * wrote it was slower to produce. Read in topic order it would disable the trigger again, on
+ * every replica and without a word. Time decides instead, by apply_stop_after's rule: a disable
+ * whose event is not newer than the enable held here is stale. The enable is then written again,
+ * so that the key's last record in the topic (what compaction keeps and a restart reads last)
+ * says enabled too. Every replica may do so; the copies agree, and an enable over an enable
+ * writes nothing. Returns true when `t` is such a stale disable.
+ */
+static bool stale_disable(struct xs *x, const char *key, const struct proto_trigger_state *t)
+{
+    const struct disabled *held = dis_find(x, key);
+    char err[256];
+
+    if (!t->disabled || !held || held->disabled || !held->time || !t->time.ptr ||
+        strncmp(t->time.ptr, held->time, t->time.len) > 0) {
+        return false;
+    }
+    struct proto_trigger_state again = {
+        pstr(held->tenant), pstr(held->ns), pstr(held->flow_id), pstr(held->trigger_id),
+        false,              pstr(NULL),     pstr(NULL),          pstr(held->time)};
+    char exec_id[PROTO_ID_LEN + 1];
+    snprintf(exec_id, sizeof(exec_id), "%.*s", (int)t->execution_id.len,
+             t->execution_id.ptr ? t->execution_id.ptr : "");
+    log_kv(LOG_INFO, "stale trigger-state record ignored", "trigger", key, "execution", exec_id,
+           "enabled_at", held->time, NULL);
+    if (write_record(x, key, &again, err, sizeof(err)) < 0) {
+        log_kv(LOG_ERROR, "trigger-state record not written", "trigger", key, "error", err, NULL);
+    }
+    return true;
+}
+
 static void on_trigger_record(struct xs *x, const rd_kafka_message_t *rkm)
 {
     char key[XS_KEY_MAX];
@@ -291,6 +324,9 @@ static void on_trigger_record(struct xs *x, const rd_kafka_message_t *rkm)
     if (rc != PROTO_OK) {
         log_kv(LOG_WARN, "trigger-state record skipped", "key", key, "error", proto_strerror(rc),
                NULL);
+        return;
+    }
+    if (stale_disable(x, key, &t)) {
         return;
     }
     dis_put(x, key, &t);

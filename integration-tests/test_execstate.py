@@ -146,6 +146,11 @@ def test_enable_record_enables_on_every_replica(kafka, bridge_factory, names):
         "formatVersion": 1, "message": "triggerState", "tenantId": "main", "namespace": names.ns,
         "flowId": names.flow, "triggerId": "hook", "disabled": False,
         "time": "2026-11-27T11:00:00.000Z"})
+    disabled_later = msgpack.packb({
+        "formatVersion": 1, "message": "triggerState", "tenantId": "main", "namespace": names.ns,
+        "flowId": names.flow, "triggerId": "hook", "disabled": True,
+        "executionId": "0000000000000000000002", "state": "FAILED",
+        "time": "2026-11-27T12:00:00.000Z"})
     p = Producer({"bootstrap.servers": kafka.bootstrap})
     p.produce(t["triggers_topic"], disabled, key=key)
     p.flush(10)
@@ -162,8 +167,8 @@ def test_enable_record_enables_on_every_replica(kafka, bridge_factory, names):
     for br in (a, b):
         assert poll_status(br, names.path(), 200).status == 200
 
-    # And again: disabled, then a tombstone.
-    p.produce(t["triggers_topic"], disabled, key=key)
+    # And again: disabled by a later execution, then a tombstone.
+    p.produce(t["triggers_topic"], disabled_later, key=key)
     p.flush(10)
     for br in (a, b):
         assert poll_status(br, names.path(), 409).status == 409
@@ -171,6 +176,55 @@ def test_enable_record_enables_on_every_replica(kafka, bridge_factory, names):
     p.flush(10)
     for br in (a, b):
         assert poll_status(br, names.path(), 200).status == 200
+
+
+def test_stale_disable_after_an_enable_is_ignored_and_the_enable_restated(kafka, bridge_factory,
+                                                                          names):
+    """Replicas write trigger-state records independently: a disable decided from an execution
+    that ended before an enable can land in the topic after it (its replica was slower to
+    produce). Read in topic order it would disable the trigger again on every replica, without a
+    word. The bridges must keep it enabled, say so in the log, and write the enable again so that
+    the key's last record (what compaction keeps, what a restart reads) is an enable."""
+    from confluent_kafka import Producer
+    t = topics()
+    key = f"main/{names.ns}/{names.flow}/hook"
+    record = {"formatVersion": 1, "message": "triggerState", "tenantId": "main",
+              "namespace": names.ns, "flowId": names.flow, "triggerId": "hook"}
+    disabled = msgpack.packb({**record, "disabled": True, "executionId": "0000000000000000000001",
+                              "state": "FAILED", "time": "2026-11-27T10:00:00.000Z"})
+    enabled = msgpack.packb({**record, "disabled": False, "time": "2026-11-27T11:00:00.000Z"})
+    p = Producer({"bootstrap.servers": kafka.bootstrap})
+    p.produce(t["triggers_topic"], disabled, key=key)
+    p.flush(10)
+    flows = [webhook_flow(names.ns, names.flow, names.key, trigger_extra="    stopAfter: [FAILED]")]
+    a = bridge_factory.start(flows, kafka=t)
+    b = bridge_factory.start(flows, kafka=t)
+    for br in (a, b):
+        assert poll_status(br, names.path(), 409).status == 409
+    p.produce(t["triggers_topic"], enabled, key=key)
+    p.flush(10)
+    for br in (a, b):
+        assert poll_status(br, names.path(), 200).status == 200
+
+    # The stale disable (its execution ended at 10:00, before the 11:00 enable) lands last.
+    p.produce(t["triggers_topic"], disabled, key=key)
+    p.flush(10)
+    recs = trigger_records(kafka, t["triggers_topic"], 5)  # 3 written here, 2 restated enables
+    assert [k for k, _ in recs] == [key] * len(recs)
+    values = [msgpack.unpackb(v) for _, v in recs]
+    assert values[2]["disabled"] is True and len(values) >= 4, values
+    restated = values[3:]
+    assert all(v["disabled"] is False and v["time"] == "2026-11-27T11:00:00.000Z"
+               for v in restated), restated
+    for br in (a, b):
+        resp = br.post(names.path(), body="{}")
+        assert resp.status == 200, resp
+        assert any(r.get("msg") == "stale trigger-state record ignored" for r in br.log_records())
+        assert br.admin("GET", "/triggers/disabled").json()["disabled"] == []
+
+    # A restart reads the topic to its end: the last record is an enable.
+    c = bridge_factory.start(flows, kafka=t)
+    assert c.post(names.path(), body="{}").status == 200
 
 
 # ==== wait: true ====

@@ -35,6 +35,7 @@ struct disabled {
     char *key; /* tenant/namespace/flowId/triggerId */
     char *tenant, *ns, *flow_id, *trigger_id;
     char *execution_id, *state, *time;
+    int64_t offset; /* where this record was read in the triggers topic; -1: decided here */
 };
 
 struct xs_wait {
@@ -118,7 +119,8 @@ static char *dup_str(struct proto_str s)
 }
 
 /* Applies one record (the last one per key wins). */
-static void dis_put(struct xs *x, const char *key, const struct proto_trigger_state *t)
+static void dis_put(struct xs *x, const char *key, const struct proto_trigger_state *t,
+                    int64_t offset)
 {
     struct disabled *d = dis_find(x, key);
     if (d) {
@@ -138,6 +140,7 @@ static void dis_put(struct xs *x, const char *key, const struct proto_trigger_st
     d->execution_id = dup_str(t->execution_id);
     d->state = dup_str(t->state);
     d->time = dup_str(t->time);
+    d->offset = offset;
 }
 
 static int make_key(const char *tenant, const char *ns, const char *flow_id,
@@ -265,7 +268,7 @@ int xs_enable(struct xs *x, const char *tenant, const char *ns, const char *flow
                                     false,        pstr(NULL), pstr(NULL),    pstr(now)};
     int rc = write_record(x, key, &t, err, errsz);
     if (rc == 0) {
-        dis_put(x, key, &t);
+        dis_put(x, key, &t, -1);
         log_kv(LOG_INFO, "trigger enabled", "trigger", key, NULL);
     }
     return rc;
@@ -278,28 +281,33 @@ int xs_enable(struct xs *x, const char *tenant, const char *ns, const char *flow
  * before an enable can therefore land in the topic after that enable, when the replica that
  * wrote it was slower to produce. Read in topic order it would disable the trigger again, on
  * every replica and without a word. Time decides instead, by apply_stop_after's rule: a disable
- * whose event is not newer than the enable held here is stale. The enable is then written again,
- * so that the key's last record in the topic (what compaction keeps and a restart reads last)
- * says enabled too. Every replica may do so; the copies agree, and an enable over an enable
- * writes nothing. Returns true when `t` is such a stale disable.
+ * whose event is not newer than the enable held here is stale, and is ignored. When that enable
+ * was itself read from the topic before this record (a lower offset: one key, one partition), the
+ * stale disable is the key's last record, the one compaction keeps and a restart reads last, so
+ * the enable is written again. Every replica may do so; the copies agree, and an enable read over
+ * an enable writes nothing. An enable decided here and not read back yet (offset -1) is still to
+ * come in the topic, after this record: nothing to write. Returns true when `t` is stale.
  */
-static bool stale_disable(struct xs *x, const char *key, const struct proto_trigger_state *t)
+static bool stale_disable(struct xs *x, const char *key, const struct proto_trigger_state *t,
+                          int64_t offset)
 {
     const struct disabled *held = dis_find(x, key);
-    char err[256];
+    char err[256], exec_id[PROTO_ID_LEN + 1];
 
     if (!t->disabled || !held || held->disabled || !held->time || !t->time.ptr ||
         strncmp(t->time.ptr, held->time, t->time.len) > 0) {
         return false;
     }
-    struct proto_trigger_state again = {
-        pstr(held->tenant), pstr(held->ns), pstr(held->flow_id), pstr(held->trigger_id),
-        false,              pstr(NULL),     pstr(NULL),          pstr(held->time)};
-    char exec_id[PROTO_ID_LEN + 1];
     snprintf(exec_id, sizeof(exec_id), "%.*s", (int)t->execution_id.len,
              t->execution_id.ptr ? t->execution_id.ptr : "");
     log_kv(LOG_INFO, "stale trigger-state record ignored", "trigger", key, "execution", exec_id,
            "enabled_at", held->time, NULL);
+    if (held->offset < 0 || held->offset > offset) {
+        return true;
+    }
+    struct proto_trigger_state again = {
+        pstr(held->tenant), pstr(held->ns), pstr(held->flow_id), pstr(held->trigger_id),
+        false,              pstr(NULL),     pstr(NULL),          pstr(held->time)};
     if (write_record(x, key, &again, err, sizeof(err)) < 0) {
         log_kv(LOG_ERROR, "trigger-state record not written", "trigger", key, "error", err, NULL);
     }
@@ -326,10 +334,10 @@ static void on_trigger_record(struct xs *x, const rd_kafka_message_t *rkm)
                NULL);
         return;
     }
-    if (stale_disable(x, key, &t)) {
+    if (stale_disable(x, key, &t, rkm->offset)) {
         return;
     }
-    dis_put(x, key, &t);
+    dis_put(x, key, &t, rkm->offset);
 }
 
 static const struct flow_trigger *find_trigger(const struct xs *x, const struct proto_exec_state *e)
@@ -376,7 +384,7 @@ static void apply_stop_after(struct xs *x, const struct proto_exec_state_decoded
     if (old && (old->disabled || strncmp(t.time.ptr, old->time, t.time.len) <= 0)) {
         return;
     }
-    dis_put(x, key, &t);
+    dis_put(x, key, &t, -1);
     const struct disabled *now = dis_find(x, key);
     log_kv(LOG_WARN, "trigger disabled by stopAfter", "trigger", key, "execution",
            now->execution_id, "state", now->state, NULL);

@@ -132,49 +132,52 @@ def test_admin_lists_and_re_enables_disabled_triggers(kafka, bridge_factory, exe
         assert sample(br.metrics(), "webhook_bridge_triggers_disabled") == 0
 
 
-def test_enable_record_enables_on_every_replica(kafka, bridge_factory, names):
-    """Re-enabling is a `disabled: false` record (what xs_enable writes) or a tombstone."""
+def state_record(names, disabled, time_, execution_id=None):
+    """A trigger-state record as a replica writes it (proto/SPEC.md), packed."""
+    rec = {"formatVersion": 1, "message": "triggerState", "tenantId": "main",
+           "namespace": names.ns, "flowId": names.flow, "triggerId": "hook",
+           "disabled": disabled, "time": time_}
+    if execution_id:
+        rec.update(executionId=execution_id, state="FAILED")
+    return msgpack.packb(rec)
+
+
+def disabled_then_enabled(kafka, bridge_factory, names):
+    """Writes a disable (execution ended 10:00), starts two replicas that answer 409, writes an
+    enable (11:00) and waits until both answer 200. Returns (topics, key, producer, replicas,
+    flows, the disable record)."""
     from confluent_kafka import Producer
     t = topics()
     key = f"main/{names.ns}/{names.flow}/hook"
-    disabled = msgpack.packb({
-        "formatVersion": 1, "message": "triggerState", "tenantId": "main", "namespace": names.ns,
-        "flowId": names.flow, "triggerId": "hook", "disabled": True,
-        "executionId": "0000000000000000000001", "state": "FAILED",
-        "time": "2026-11-27T10:00:00.000Z"})
-    enabled = msgpack.packb({
-        "formatVersion": 1, "message": "triggerState", "tenantId": "main", "namespace": names.ns,
-        "flowId": names.flow, "triggerId": "hook", "disabled": False,
-        "time": "2026-11-27T11:00:00.000Z"})
-    disabled_later = msgpack.packb({
-        "formatVersion": 1, "message": "triggerState", "tenantId": "main", "namespace": names.ns,
-        "flowId": names.flow, "triggerId": "hook", "disabled": True,
-        "executionId": "0000000000000000000002", "state": "FAILED",
-        "time": "2026-11-27T12:00:00.000Z"})
+    disabled = state_record(names, True, "2026-11-27T10:00:00.000Z", "0000000000000000000001")
     p = Producer({"bootstrap.servers": kafka.bootstrap})
     p.produce(t["triggers_topic"], disabled, key=key)
     p.flush(10)
-
     flows = [webhook_flow(names.ns, names.flow, names.key, trigger_extra="    stopAfter: [FAILED]")]
-    a = bridge_factory.start(flows, kafka=t)
-    b = bridge_factory.start(flows, kafka=t)
-    for br in (a, b):
+    replicas = (bridge_factory.start(flows, kafka=t), bridge_factory.start(flows, kafka=t))
+    for br in replicas:
         resp = br.post(names.path(), body="{}")
         assert resp.status == 409 and resp.json() == DISABLED_BODY, resp
-
-    p.produce(t["triggers_topic"], enabled, key=key)
+    p.produce(t["triggers_topic"], state_record(names, False, "2026-11-27T11:00:00.000Z"), key=key)
     p.flush(10)
-    for br in (a, b):
+    for br in replicas:
         assert poll_status(br, names.path(), 200).status == 200
+    return t, key, p, replicas, flows, disabled
+
+
+def test_enable_record_enables_on_every_replica(kafka, bridge_factory, names):
+    """Re-enabling is a `disabled: false` record (what xs_enable writes) or a tombstone."""
+    t, key, p, replicas, _, _ = disabled_then_enabled(kafka, bridge_factory, names)
 
     # And again: disabled by a later execution, then a tombstone.
-    p.produce(t["triggers_topic"], disabled_later, key=key)
+    later = state_record(names, True, "2026-11-27T12:00:00.000Z", "0000000000000000000002")
+    p.produce(t["triggers_topic"], later, key=key)
     p.flush(10)
-    for br in (a, b):
+    for br in replicas:
         assert poll_status(br, names.path(), 409).status == 409
     p.produce(t["triggers_topic"], None, key=key)
     p.flush(10)
-    for br in (a, b):
+    for br in replicas:
         assert poll_status(br, names.path(), 200).status == 200
 
 
@@ -185,26 +188,7 @@ def test_stale_disable_after_an_enable_is_ignored_and_the_enable_restated(kafka,
     produce). Read in topic order it would disable the trigger again on every replica, without a
     word. The bridges must keep it enabled, say so in the log, and write the enable again so that
     the key's last record (what compaction keeps, what a restart reads) is an enable."""
-    from confluent_kafka import Producer
-    t = topics()
-    key = f"main/{names.ns}/{names.flow}/hook"
-    record = {"formatVersion": 1, "message": "triggerState", "tenantId": "main",
-              "namespace": names.ns, "flowId": names.flow, "triggerId": "hook"}
-    disabled = msgpack.packb({**record, "disabled": True, "executionId": "0000000000000000000001",
-                              "state": "FAILED", "time": "2026-11-27T10:00:00.000Z"})
-    enabled = msgpack.packb({**record, "disabled": False, "time": "2026-11-27T11:00:00.000Z"})
-    p = Producer({"bootstrap.servers": kafka.bootstrap})
-    p.produce(t["triggers_topic"], disabled, key=key)
-    p.flush(10)
-    flows = [webhook_flow(names.ns, names.flow, names.key, trigger_extra="    stopAfter: [FAILED]")]
-    a = bridge_factory.start(flows, kafka=t)
-    b = bridge_factory.start(flows, kafka=t)
-    for br in (a, b):
-        assert poll_status(br, names.path(), 409).status == 409
-    p.produce(t["triggers_topic"], enabled, key=key)
-    p.flush(10)
-    for br in (a, b):
-        assert poll_status(br, names.path(), 200).status == 200
+    t, key, p, (a, b), flows, disabled = disabled_then_enabled(kafka, bridge_factory, names)
 
     # The stale disable (its execution ended at 10:00, before the 11:00 enable) lands last.
     p.produce(t["triggers_topic"], disabled, key=key)
@@ -212,7 +196,8 @@ def test_stale_disable_after_an_enable_is_ignored_and_the_enable_restated(kafka,
     recs = trigger_records(kafka, t["triggers_topic"], 5)  # 3 written here, 2 restated enables
     assert [k for k, _ in recs] == [key] * len(recs)
     values = [msgpack.unpackb(v) for _, v in recs]
-    assert values[2]["disabled"] is True and len(values) >= 4, values
+    # Each replica read the stale disable before either restatement, so each restates once.
+    assert values[2]["disabled"] is True and len(values) == 5, values
     restated = values[3:]
     assert all(v["disabled"] is False and v["time"] == "2026-11-27T11:00:00.000Z"
                for v in restated), restated

@@ -205,6 +205,16 @@ size_t util_utf8_seq_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* Printable ASCII but the quote and the backslash: copied as it is. */
+static bool json_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/*
+ * Runs of plain bytes go out in one sbuf_append each: every 200 answer carries a few of these
+ * strings, and a call per byte cost more than the rest of the answer's body.
+ */
 void sbuf_append_json_str(struct sbuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -213,6 +223,14 @@ void sbuf_append_json_str(struct sbuf *b, const char *s, size_t n)
     sbuf_append(b, "\"", 1);
     size_t i = 0;
     while (i < n) {
+        size_t run = i;
+        while (i < n && json_plain(u[i])) {
+            i++;
+        }
+        sbuf_append(b, u + run, i - run);
+        if (i == n) {
+            break;
+        }
         unsigned char c = u[i];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
@@ -221,9 +239,6 @@ void sbuf_append_json_str(struct sbuf *b, const char *s, size_t n)
         } else if (c < 0x20) {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             sbuf_append(b, esc, 6);
-            i++;
-        } else if (c < 0x80) {
-            sbuf_append(b, &u[i], 1);
             i++;
         } else {
             size_t len = util_utf8_seq_len(u + i, n - i);

@@ -53,6 +53,12 @@ static void json_escape(void **state)
     /* A lone continuation byte and an overlong NUL are not UTF-8. */
     sbuf_append_json_str(&b, "x\x80y\xc0\x80", 5);
     assert_string_equal(b.data, "\"x\\ufffdy\\ufffd\\ufffd\"");
+    sbuf_reset(&b);
+    /* Plain runs around escapes, DEL kept as it is, an escape last, and nothing at all. */
+    sbuf_append_json_str(&b, "run one\x7f\"run two\\", 17);
+    sbuf_append_json_str(&b, "", 0);
+    sbuf_append_json_str(&b, "\t", 1);
+    assert_string_equal(b.data, "\"run one\x7f\\\"run two\\\\\"\"\"\"\\u0009\"");
     sbuf_deinit(&b);
 }
 

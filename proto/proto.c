@@ -291,8 +291,11 @@ static bool item_is(const struct item *it, const char *s)
     return it->kind == K_STR && it->n == n && memcmp(it->ptr, s, n) == 0;
 }
 
-/* headers and parameters: a map of str → array of str. */
-static int check_strmap(struct cur *c)
+/*
+ * headers and parameters: a map of str → array of str. With `utf8` the strings' text is checked
+ * too (encoding); decoding checked every string of the message already (check_framing).
+ */
+static int check_strmap(struct cur *c, bool utf8)
 {
     struct item map, it;
     int rc = read_item(c, &map);
@@ -302,7 +305,7 @@ static int check_strmap(struct cur *c)
     }
     for (uint64_t i = 0; i < map.n; i++) {
         rc = read_item(c, &it);
-        if (rc != PROTO_OK || it.kind != K_STR) {
+        if (rc != PROTO_OK || it.kind != K_STR || (utf8 && !utf8_valid(it.ptr, it.n))) {
             return rc != PROTO_OK ? rc : PROTO_ESHAPE;
         }
         rc = read_item(c, &it);
@@ -312,7 +315,7 @@ static int check_strmap(struct cur *c)
         for (uint64_t k = it.n; k > 0; k--) {
             struct item s;
             rc = read_item(c, &s);
-            if (rc != PROTO_OK || s.kind != K_STR) {
+            if (rc != PROTO_OK || s.kind != K_STR || (utf8 && !utf8_valid(s.ptr, s.n))) {
                 return rc != PROTO_OK ? rc : PROTO_ESHAPE;
             }
         }
@@ -537,7 +540,7 @@ static int parse_string(struct cur *c, const struct field *f, struct proto_str *
 static int parse_raw(struct cur *c, bool strmap, struct proto_str *out)
 {
     size_t start = c->off;
-    int rc = strmap ? check_strmap(c) : skip_value(c, 0);
+    int rc = strmap ? check_strmap(c, false) : skip_value(c, 0);
 
     if (rc != PROTO_OK) {
         return rc;
@@ -747,18 +750,16 @@ void proto_decoded_deinit(struct proto_decoded *d)
  * The producer checks what it embeds with the same reader the consumers use, so that
  * proto_encode never writes a message proto_decode would refuse.
  */
+/* One pass over the value: a header map is checked for its shape and its text at once. */
 static int check_raw(const struct proto_str *s, bool strmap)
 {
     struct cur c = {(const uint8_t *)s->ptr, s->len, 0};
 
-    if (s->ptr == NULL || skip_value(&c, VARIABLES_DEPTH) != PROTO_OK || c.off != s->len) {
+    if (s->ptr == NULL) {
         return PROTO_EINVAL;
     }
-    c.off = 0;
-    if (strmap && check_strmap(&c) != PROTO_OK) {
-        return PROTO_EINVAL;
-    }
-    return PROTO_OK;
+    int rc = strmap ? check_strmap(&c, true) : skip_value(&c, VARIABLES_DEPTH);
+    return rc == PROTO_OK && c.off == s->len ? PROTO_OK : PROTO_EINVAL;
 }
 
 static int check_table(const struct proto_msg *m, const struct table *t)

@@ -967,6 +967,8 @@ static const struct encode_case encode_cases[] = {
     ENC("headers empty bytes", headers, "", PROTO_EINVAL),
     ENC("parameters reserved byte", parameters, "\xc1", PROTO_EINVAL),
     ENC("parameters key not UTF-8", parameters, "\x81\xa1\xff\x90", PROTO_EINVAL),
+    ENC("headers value not UTF-8", headers, "\x81\xa1h\x91\xa1\xff", PROTO_EINVAL),
+    ENC("headers second value overlong", headers, "\x81\xa1h\x92\xa1x\xa2\xc0\x80", PROTO_EINVAL),
     ENC("body of two values", body, "\x01\x02", PROTO_EINVAL),
     ENC("body empty bytes", body, "", PROTO_EINVAL),
     ENC("body str not UTF-8", body, "\xa2\xc3\x28", PROTO_EINVAL),

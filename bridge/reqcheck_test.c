@@ -86,6 +86,14 @@ static void phases_and_counts(void **state)
 static void framing_rules(void **state)
 {
     (void)state;
+    /* Header names: every tchar of RFC 9110 §5.6.2 is one, and nothing else. */
+    assert_int_equal(check("GET /a HTTP/1.1\r\nX-!#$%&'*+-.^_`|~09az: 1\r\n\r\n"), 0);
+    static const char *not_tchar[] = {"@", "(", "\"", "/", "[", "{", ";", "=", "?", "\x7f", "\x80"};
+    for (size_t i = 0; i < sizeof(not_tchar) / sizeof(not_tchar[0]); i++) {
+        char req[64];
+        snprintf(req, sizeof(req), "GET /a HTTP/1.1\r\nX-%s: 1\r\n\r\n", not_tchar[i]);
+        assert_int_equal(check(req), 400);
+    }
     /* Content-Length forms evhttp would take. */
     assert_int_equal(check("POST /a HTTP/1.1\r\nContent-Length : 2\r\n\r\n{}"), 400);
     assert_int_equal(check("POST /a HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}"), 400);

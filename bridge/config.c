@@ -93,7 +93,7 @@ static const struct key keys[] = {
             "compacted topic of triggers disabled by stopAfter, read whole at start"),
     INT_KEY("kafka.thread_nice", kafka.thread_nice, "10", 0, 19, RESTART,
             "nice of librdkafka's broker threads, so a busy loop thread batches messages"),
-    INT_KEY("kafka.sticky_ms", kafka.sticky_ms, "0", 0, 1000, RESTART,
+    INT_KEY("kafka.sticky_ms", kafka.sticky_ms, "10", 0, 1000, RESTART,
             "how long a topic's messages go to the same partitions (ids drawn to hash there); 0: off"),
     {"kafka.properties", KEY_PROPS, offsetof(struct cfg, kafka.properties), "{}", 0, 0, NULL,
      RESTART,

@@ -97,6 +97,7 @@ static void defaults(void **state)
     assert_string_equal(cfg->kafka.topic_template, "webhooks.{namespace}.{flowId}");
     assert_int_equal(cfg->kafka.delivery_timeout_ms, 10000);
     assert_int_equal(cfg->kafka.thread_nice, 10);
+    assert_int_equal(cfg->kafka.sticky_ms, 10);
     assert_int_equal(cfg->kafka.nproperties, 0);
     assert_int_equal(cfg->kafka.ntopics, 0);
     assert_int_equal(cfg->limits.max_body_bytes, 983040);

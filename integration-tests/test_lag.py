@@ -39,11 +39,13 @@ def commit(kafka, group, topic, offsets):
 def test_lag_against_known_commits(kafka, bridge_factory):
     n, other = Names(), Names()
     g_half, g_flow, g_none, g_cli = (f"it-{x}-{n.suffix}" for x in ("half", "flow", "none", "cli"))
+    # sticky_ms 0: the messages spread over every partition (with the default 10 ms groups, a
+    # fast run could put them all in one), so that per-partition commits are tested.
     b = bridge_factory.start(
         [webhook_flow(n.ns, n.flow, n.key), webhook_flow(other.ns, other.flow, other.key)],
         config={"lag": {"groups": [g_half, g_none], "interval_ms": 300,
                         "flow_groups": {f"{n.ns}/{n.flow}": [g_flow]}}},
-        args=["--lag-group", g_cli])
+        kafka={"sticky_ms": 0}, args=["--lag-group", g_cli])
     for i in range(N):
         assert_accepted(b.post(n.path(), body=str(i)), n.ns, n.flow)
     wm = watermarks(kafka, n.topic)

@@ -748,9 +748,9 @@ void proto_decoded_deinit(struct proto_decoded *d)
 
 /*
  * The producer checks what it embeds with the same reader the consumers use, so that
- * proto_encode never writes a message proto_decode would refuse.
+ * proto_encode never writes a message proto_decode would refuse. One pass over the value: a
+ * header map is checked for its shape and its text at once.
  */
-/* One pass over the value: a header map is checked for its shape and its text at once. */
 static int check_raw(const struct proto_str *s, bool strmap)
 {
     struct cur c = {(const uint8_t *)s->ptr, s->len, 0};

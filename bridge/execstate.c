@@ -52,6 +52,7 @@ struct xs {
     const struct flow_set *fs;
     struct event_base *base;
     rd_kafka_t *rk;  /* consumer, assign() only */
+    bool embedded;   /* on the embedded cluster: no commit or group leave at exit (xs_new) */
     rd_kafka_t *rkp; /* producer of trigger-state records */
     rd_kafka_queue_t *q;
     int pipefd[2];
@@ -468,7 +469,6 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     drain(arg);
 }
 
-/* Serves the producer's delivery reports and the consumer's errors even when idle. */
 /*
  * Records how far this replica applied the state topic. Several replicas commit to one group; a
  * replica behind the others moves the offsets back a little, which only means some events are
@@ -494,6 +494,7 @@ static void commit_states(struct xs *x, bool async)
     rd_kafka_topic_partition_list_destroy(done);
 }
 
+/* Serves the producer's delivery reports and the consumer's errors even when idle. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct xs *x = arg;
@@ -671,6 +672,7 @@ struct xs *xs_new(const struct cfg *cfg, const char *bootstrap, struct event_bas
     x->cfg = cfg;
     x->base = base;
     x->pipefd[0] = x->pipefd[1] = -1;
+    x->embedded = bootstrap != NULL;
     bootstrap = bootstrap ? bootstrap : cfg->kafka.bootstrap_servers;
     x->rk = new_client(cfg, bootstrap, true, err, errsz);
     x->rkp = x->rk ? new_client(cfg, bootstrap, false, err, errsz) : NULL;
@@ -898,14 +900,18 @@ void xs_free(struct xs *x)
         rd_kafka_queue_io_event_enable(x->q, -1, NULL, 0);
         rd_kafka_queue_destroy(x->q);
     }
-    if (x->rk && x->state_parts) {
+    /* The embedded cluster went with the publisher (main frees it first): a synchronous commit
+     * or a group leave would wait for it for ever, and its offsets die with the process anyway. */
+    if (x->rk && x->state_parts && !x->embedded) {
         commit_states(x, false);
     }
     if (x->state_parts) {
         rd_kafka_topic_partition_list_destroy(x->state_parts);
     }
     xfree(x->state_start);
-    if (x->rk) {
+    if (x->rk && x->embedded) {
+        rd_kafka_destroy_flags(x->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    } else if (x->rk) {
         rd_kafka_consumer_close(x->rk);
         rd_kafka_destroy(x->rk);
     }

@@ -42,7 +42,9 @@ typedef void (*xs_end_fn)(void *opaque, const struct xs_end *end);
  * Creates the consumer (assign(), never a group rebalance: every replica reads every partition)
  * and the producer of trigger-state records, with cfg's kafka.properties. bootstrap overrides
  * cfg->kafka.bootstrap_servers (the embedded mock cluster's list; NULL: the config's). Nothing is
- * read yet: call xs_load. NULL with a message in err on failure.
+ * read yet: call xs_load. NULL with a message in err on failure. On the embedded cluster (a
+ * non-NULL bootstrap) xs_free neither commits nor leaves the group: that cluster dies with the
+ * process, and in main it is gone already (the publisher that owns it stops first).
  */
 struct xs *xs_new(const struct cfg *cfg, const char *bootstrap, struct event_base *base,
                   char *err, size_t errsz);

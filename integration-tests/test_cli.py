@@ -226,3 +226,16 @@ def test_bootstrap_option_overrides_config(kafka, bridge_factory):
                              kafka={"bootstrap_servers": "127.0.0.1:9"})
     assert "127.0.0.1:9" in b.config_path.read_text()
     assert_accepted(b.post(n.path(), body="x"), n.ns, n.flow)
+
+
+def test_embedded_kafka_bridge_stops_on_sigterm(bridge_bin, tmp_path, request):
+    """README's first command runs the bridge on the embedded cluster; Ctrl-C or SIGTERM must end
+    it. The embedded cluster goes with the producer, before the execution-state consumer, whose
+    last commit and group leave used to wait for it for ever (SIGKILL after STOP_TIMEOUT: None)."""
+    from conftest import BridgeFactory
+    f = BridgeFactory(bridge_bin, None, tmp_path, request)
+    n = Names()
+    b = f.start([webhook_flow(n.ns, n.flow, n.key)])
+    assert any("EMBEDDED KAFKA" in r.get("msg", "") for r in b.log_records()), b.read_log()
+    assert_accepted(b.post(n.path(), body='{"a":1}'), n.ns, n.flow)
+    assert b.stop() == 0, b.read_log()

@@ -22,6 +22,8 @@
 /* A batch of records per loop wake-up, so one busy topic cannot starve HTTP. */
 #define XS_BATCH 500
 #define XS_FLUSH_MS 5000
+/* The last commit's wait at exit; with the session timeout below it bounds a stop with Kafka down. */
+#define XS_CLOSE_MS 3000
 #define XS_KEY_MAX 1024
 /* Waits hashed by execution id: each state event looks at one bucket, not every wait. */
 #define XS_WAIT_BUCKETS 1024
@@ -77,7 +79,7 @@ static size_t bucket_of(const char *id)
     return h % XS_WAIT_BUCKETS;
 }
 
-static void commit_states(struct xs *x, bool async);
+static bool commit_states(struct xs *x, rd_kafka_queue_t *result_q);
 
 /* ==== The disabled set ==== */
 
@@ -474,10 +476,15 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
  * replica behind the others moves the offsets back a little, which only means some events are
  * applied twice after a restart (applying stopAfter is idempotent).
  */
-static void commit_states(struct xs *x, bool async)
+/* Commits how far the state topic has been read. result_q NULL: fire and forget; otherwise the
+ * outcome arrives on result_q as an RD_KAFKA_EVENT_OFFSET_COMMIT. False when there was nothing to
+ * commit (no event will come). */
+static bool commit_states(struct xs *x, rd_kafka_queue_t *result_q)
 {
+    bool sent = false;
+
     if (!x->state_assigned || rd_kafka_position(x->rk, x->state_parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        return;
+        return false;
     }
     /* A partition with no record read yet has no position: where reading began is recorded. */
     rd_kafka_topic_partition_list_t *done = rd_kafka_topic_partition_list_new(x->state_parts->cnt);
@@ -489,9 +496,47 @@ static void commit_states(struct xs *x, bool async)
         }
     }
     if (done->cnt > 0) {
-        rd_kafka_commit(x->rk, done, async);
+        /* Not rd_kafka_commit_queue with a NULL queue: that form waits for the answer. */
+        rd_kafka_resp_err_t kerr = result_q ? rd_kafka_commit_queue(x->rk, done, result_q, NULL, NULL)
+                                            : rd_kafka_commit(x->rk, done, 1);
+        sent = kerr == RD_KAFKA_RESP_ERR_NO_ERROR;
     }
     rd_kafka_topic_partition_list_destroy(done);
+    return sent;
+}
+
+/* The last commit before exit, waited for at most XS_CLOSE_MS: rd_kafka_commit's synchronous form
+ * waits for ever when no broker answers, and a bridge must stop on SIGTERM with Kafka down. */
+static void commit_final(struct xs *x)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(x->rk);
+    long long deadline_us = util_now_us() + XS_CLOSE_MS * 1000LL;
+    bool answered = false;
+
+    if (!commit_states(x, q)) {
+        goto out;
+    }
+    while (!answered) {
+        long long left_ms = (deadline_us - util_now_us()) / 1000;
+        if (left_ms <= 0) {
+            log_warn("execution states: no answer to the last commit in %d ms; exiting without it",
+                     XS_CLOSE_MS);
+            break;
+        }
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)left_ms);
+        if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+            answered = true;
+            if (rd_kafka_event_error(ev)) {
+                log_kv(LOG_WARN, "execution states: last commit failed", "error",
+                       rd_kafka_event_error_string(ev), NULL);
+            }
+        }
+        if (ev) {
+            rd_kafka_event_destroy(ev);
+        }
+    }
+out:
+    rd_kafka_queue_destroy(q);
 }
 
 /* Serves the producer's delivery reports and the consumer's errors even when idle. */
@@ -502,7 +547,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     rd_kafka_poll(x->rkp, 0);
     drain(x);
-    commit_states(x, true);
+    commit_states(x, NULL);
 }
 
 /* ==== Waits ==== */
@@ -615,6 +660,10 @@ static rd_kafka_conf_t *make_conf(const struct cfg *cfg, const char *bootstrap, 
         {"group.id", XS_GROUP},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
+        /* No group membership (assign() only), but rd_kafka_destroy waits this long for an
+         * unreachable coordinator (librdkafka 2.0.2: 45 s by default, so a stop with Kafka down
+         * outlived every orchestrator's grace period). 6 s is the brokers' smallest default. */
+        {"session.timeout.ms", "6000"},
         {"allow.auto.create.topics", "true"},
     };
     const char *const producer_props[][2] = {
@@ -900,20 +949,19 @@ void xs_free(struct xs *x)
         rd_kafka_queue_io_event_enable(x->q, -1, NULL, 0);
         rd_kafka_queue_destroy(x->q);
     }
-    /* The embedded cluster went with the publisher (main frees it first): a synchronous commit
-     * or a group leave would wait for it for ever, and its offsets die with the process anyway. */
+    /* The embedded cluster went with the publisher (main frees it first): a commit would wait for
+     * it in vain, and its offsets die with the process anyway. */
     if (x->rk && x->state_parts && !x->embedded) {
-        commit_states(x, false);
+        commit_final(x);
     }
     if (x->state_parts) {
         rd_kafka_topic_partition_list_destroy(x->state_parts);
     }
     xfree(x->state_start);
-    if (x->rk && x->embedded) {
+    /* No consumer close: with assign() only and manual commits it has nothing to do but wait for
+     * the coordinator, which may be gone. */
+    if (x->rk) {
         rd_kafka_destroy_flags(x->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    } else if (x->rk) {
-        rd_kafka_consumer_close(x->rk);
-        rd_kafka_destroy(x->rk);
     }
     if (x->ev_read) {
         event_free(x->ev_read);

@@ -247,6 +247,32 @@ def test_second_signal_exits_at_once(kafka_private, bridge_private_factory):
     b.expected_rc = code
 
 
+def test_sigterm_with_every_broker_down_exits_in_bounded_time(kafka_private,
+                                                             bridge_private_factory):
+    """With the whole cluster gone, SIGTERM still ends the bridge, exit code 0, within about
+    9 s: the execution-state consumer's last commit is given up after 3 s and its destroy waits
+    at most the 6 s session timeout. It used to wait for ever on a synchronous commit (then 45 s
+    in rd_kafka_destroy), past every orchestrator's grace period."""
+    import signal
+    import subprocess
+    n = Names()
+    b = start(bridge_private_factory, n)
+    assert_accepted(b.post(n.path(), body="before"), n.ns, n.flow)
+    kafka_private.all_brokers("down")
+    time.sleep(1.0)  # the broker connections see the cluster gone
+    t0 = time.monotonic()
+    b.proc.send_signal(signal.SIGTERM)
+    try:
+        code = b.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        code = None
+    elapsed = time.monotonic() - t0
+    assert code == 0, (f"still running {elapsed:.1f}s after SIGTERM", b.read_log()[-3000:])
+    assert elapsed < 12, f"shutdown took {elapsed:.1f}s"
+    assert any(r.get("msg", "").startswith("execution states: no answer to the last commit")
+               for r in b.log_records()), b.read_log()[-3000:]
+
+
 def test_fatal_producer_error_replaces_the_producer(kafka_private, bridge_private_factory):
     """An out-of-order sequence error is fatal for librdkafka's idempotent producer: from then on
     it refuses every message. The bridge answers the message that hit it with a retriable 503,

@@ -19,6 +19,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "bufpool.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
@@ -192,6 +193,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     struct pub *p = opaque;
     (void)rk;
     p->in_flight--;
+    /* The last use of the payload: librdkafka neither reads nor frees it after this report. */
+    bufpool_put(rkm->payload);
     if (rkm->err && p->metrics) {
         metrics_delivery_error(p->metrics, rd_kafka_err2name(rkm->err));
     }
@@ -590,7 +593,8 @@ int pub_send(struct pub *p, const char *topic, const char *key, size_t keylen, v
     }
     rd_kafka_topic_t *rkt = slot->rkt;
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+        /* No RD_KAFKA_MSG_F_FREE: on_delivery gives the buffer back to the pool instead. */
+        p->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(0),
         RD_KAFKA_V_VALUE(payload, len), RD_KAFKA_V_KEY(key, keylen),
         RD_KAFKA_V_HEADER(PROTO_HEADER_CONTENT_TYPE, PROTO_CONTENT_TYPE, -1),
         RD_KAFKA_V_HEADER(PROTO_HEADER_EXECUTION_ID, key, (ssize_t)keylen), RD_KAFKA_V_OPAQUE(opaque),
@@ -762,6 +766,7 @@ void pub_free(struct pub *p)
     if (p->rk) {
         rd_kafka_destroy(p->rk);
     }
+    bufpool_drain(); /* every report was served: the pool holds all the buffers left */
     free_retired(p);
     if (p->mcluster) {
         rd_kafka_mock_cluster_destroy(p->mcluster);

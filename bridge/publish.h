@@ -42,7 +42,9 @@ struct pub *pub_new(const struct cfg *cfg, struct event_base *base, pub_delivery
 /**
  * Sends `len` bytes of payload to topic with Kafka key `key` and the format headers. On success
  * (0) the producer takes ownership of payload (it must come from malloc) and cb will be called
- * exactly once with opaque. On failure payload still belongs to the caller and cb is not called:
+ * exactly once with opaque; librdkafka sends it without a copy, and the delivery report hands it
+ * to bufpool_put for a later message. On failure payload still belongs to the caller and cb is
+ * not called:
  * -ENOBUFS when the local queue is full, -EAGAIN while the producer is being replaced after a
  * fatal error, -EMSGSIZE when the message is too large, -EIO otherwise.
  */

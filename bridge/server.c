@@ -22,6 +22,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "bufpool.h"
 #include "conn.h"
 #include "execstate.h"
 #include "log.h"
@@ -437,7 +438,7 @@ static void publish(struct srv *s, struct evhttp_request *req, struct hook_req *
     char *payload = msgpack_sbuffer_release(&hr->msg);
     int rc = pub_send(s->pub, hr->trigger->flow->topic, hr->id, HOOK_ID_LEN, payload, len, hr);
     if (rc < 0) {
-        free(payload);
+        bufpool_put(payload);
         enum hook_verdict v = rc == -ENOBUFS  ? HOOK_QUEUE_FULL
                               : rc == -EAGAIN ? HOOK_DELIVERY_FAILED
                               : rc == -EMSGSIZE ? HOOK_TOO_LARGE

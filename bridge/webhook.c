@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "bufpool.h"
 #include "execstate.h"
 #include "expr.h"
 #include "log.h"
@@ -528,13 +529,16 @@ static void pack_variables(struct hook_ctx *ctx, const struct hook_input *in, si
  * keeps room for the rest of the text plus a few hundred bytes as it goes, which twice the body
  * covers unless the body is mostly short floats (9 bytes of msgpack for "0.5,"); such bodies
  * still grow by doubling. The head holds a few names and ids besides headers, query
- * and path. librdkafka frees the buffer, so its size is what an in-flight message costs.
+ * and path. Its size is what an in-flight message costs; it comes from and goes back to the
+ * buffers of delivered messages (bufpool.h).
  */
 #define MSG_HEAD_SLACK 1024
 
 static void reserve_message(msgpack_sbuffer *sb, size_t n)
 {
-    if (sb->alloc - sb->size < n) {
+    if (!sb->data) {
+        sb->data = bufpool_get(n, &sb->alloc);
+    } else if (sb->alloc - sb->size < n) {
         sb->data = xrealloc(sb->data, sb->size + n);
         sb->alloc = sb->size + n;
     }

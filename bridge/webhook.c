@@ -169,7 +169,8 @@ void hook_req_free(struct hook_req *hr)
     if (!hr) {
         return;
     }
-    msgpack_sbuffer_destroy(&hr->msg);
+    /* Unpublished (204, 409, an error): the buffer serves the next message. */
+    bufpool_put(hr->msg.data);
     flow_set_free(hr->flows);
     sbuf_deinit(&hr->end_body);
     xfree(hr);

@@ -525,13 +525,14 @@ static void pack_variables(struct hook_ctx *ctx, const struct hook_input *in, si
 }
 
 /*
- * The message buffer is allocated once at about its final size. Grown by msgpack's doubling it
- * started at 8 KB and was copied into 16 KB by realloc for the 7.3 KB GitHub payload. pack_json
- * keeps room for the rest of the text plus a few hundred bytes as it goes, which twice the body
- * covers unless the body is mostly short floats (9 bytes of msgpack for "0.5,"); such bodies
- * still grow by doubling. The head holds a few names and ids besides headers, query
- * and path. Its size is what an in-flight message costs; it comes from and goes back to the
- * buffers of delivered messages (bufpool.h).
+ * The message buffer is allocated once at about its final size: the head (a few names and ids
+ * besides headers, query and path) plus the body's length. pack_json keeps room for the rest of
+ * the text plus OUT_SLACK as it goes, and msgpack is no longer than JSON text but for numbers
+ * (9 bytes for "0.5,") and invalid UTF-8 (3 bytes of U+FFFD for 1): only such bodies grow, by
+ * doubling. The GitHub push (7.3 KB) packs into 6.6 KB. Twice the body was reserved until the
+ * sixth session: 16 KB for that payload where 8.5 KB do, and the capacity is what an in-flight
+ * message costs in memory. The buffer comes from and goes back to the buffers of delivered
+ * messages (bufpool.h).
  */
 #define MSG_HEAD_SLACK 1024
 
@@ -575,7 +576,7 @@ static int build_message(struct hook_ctx *ctx, const struct hook_input *in, size
     pack_variables(ctx, in, nparams, &m);
 
     msgpack_sbuffer_clear(&hr->msg);
-    reserve_message(&hr->msg, ctx->vars.size + in->path.len + MSG_HEAD_SLACK + 2 * in->body.len);
+    reserve_message(&hr->msg, ctx->vars.size + in->path.len + MSG_HEAD_SLACK + in->body.len);
     msgpack_packer_init(&pk, &hr->msg, msgpack_sbuffer_write);
     int rc = proto_encode_head(&m, in->body.len > 0, &pk);
     if (rc == PROTO_OK && in->body.len > 0) {

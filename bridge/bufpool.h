@@ -1,5 +1,6 @@
 /*
- * bufpool.h: message buffers handed back by delivery reports, for the next requests' messages.
+ * bufpool.h: message buffers handed back once delivered (or never published), for the next
+ * requests' messages.
  *
  * Every accepted request packs its Kafka message into one malloc'd buffer that librdkafka
  * sends without copying and that lives until the delivery report. At a few KB that is a

@@ -15,6 +15,7 @@
 
 #include "pack.h"
 #include "pack_oracle.h"
+#include "prune.h"
 #include "util.h"
 
 #define CHECK(cond)                                                                                \
@@ -236,6 +237,81 @@ static void check_json(struct pack_parser *pp, struct pack_oracle *op, const uin
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* A pruned read of body[0..len) along p answers the same with the extents trusted as without. */
+static void same_pruned(const struct prune_paths *p, const char *body, size_t len,
+                        const struct byte_range *known, size_t n)
+{
+    msgpack_zone z1, z2;
+    msgpack_object plain, fast;
+    msgpack_zone_init(&z1, 1024);
+    msgpack_zone_init(&z2, 1024);
+    int rc1 = prune_unpack(p, NULL, 0, body, len, &z1, &plain);
+    int rc2 = prune_unpack_known(p, NULL, 0, body, len, known, n, &z2, &fast);
+    CHECK(rc1 == 0 && rc2 == 0);
+    CHECK(msgpack_object_equal(plain, fast));
+    msgpack_zone_destroy(&z1);
+    msgpack_zone_destroy(&z2);
+}
+
+/*
+ * pack_extents: each range holds exactly one map or array of what pack_body wrote (after the
+ * byte before it), in opening order, one per container up to PACK_MAX_EXTENTS; and a pruned
+ * read trusting them answers as one that does not, reading nothing or the first key's value.
+ */
+static void check_extents(const struct pack_parser *pp, const msgpack_sbuffer *sb,
+                          const msgpack_object *o, size_t containers)
+{
+    static struct byte_range local[PACK_MAX_EXTENTS];
+    size_t n;
+    const struct byte_range *ext = pack_extents(pp, &n);
+    CHECK(n == (containers < PACK_MAX_EXTENTS ? containers : PACK_MAX_EXTENTS));
+    for (size_t k = 0; k < n; k++) {
+        CHECK(ext[k].start >= 1 && ext[k].start < ext[k].end && ext[k].end <= sb->size);
+        CHECK(k == 0 || ext[k - 1].start < ext[k].start);
+        msgpack_zone z;
+        msgpack_object v;
+        size_t off = ext[k].start;
+        msgpack_zone_init(&z, 256);
+        CHECK(msgpack_unpack(sb->data, ext[k].end, &off, &z, &v) == MSGPACK_UNPACK_SUCCESS);
+        CHECK(v.type == MSGPACK_OBJECT_MAP || v.type == MSGPACK_OBJECT_ARRAY);
+        msgpack_zone_destroy(&z);
+        local[k] = (struct byte_range){ext[k].start - 1, ext[k].end - 1};
+    }
+    struct prune_paths *none = prune_new();
+    same_pruned(none, sb->data + 1, sb->size - 1, local, n);
+    prune_free(none);
+    if (o->type == MSGPACK_OBJECT_MAP && o->via.map.size > 0) {
+        const msgpack_object_str *k = &o->via.map.ptr[0].key.via.str;
+        struct prune_paths *first = prune_new();
+        struct prune_paths *kid = prune_child(first, k->ptr, k->size);
+        const msgpack_object *v = &o->via.map.ptr[0].val;
+        if (v->type == MSGPACK_OBJECT_MAP && v->via.map.size > 0) {
+            const msgpack_object_str *k2 = &v->via.map.ptr[0].key.via.str;
+            kid = prune_child(kid, k2->ptr, k2->size);
+        }
+        prune_set_whole(kid);
+        same_pruned(first, sb->data + 1, sb->size - 1, local, n);
+        prune_free(first);
+    }
+}
+
+static size_t count_containers(const msgpack_object *o)
+{
+    size_t c = 0;
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        c = 1;
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            c += count_containers(&o->via.array.ptr[i]);
+        }
+    } else if (o->type == MSGPACK_OBJECT_MAP) {
+        c = 1;
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            c += count_containers(&o->via.map.ptr[i].val);
+        }
+    }
+    return c;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct pack_parser *pp;
@@ -253,7 +329,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(kind == pack_oracle_body(op, (const char *)data, size, &want));
     same_as_oracle(&sb, &want);
     msgpack_sbuffer_destroy(&want);
-    check_json(pp, op, data, size);
 
     msgpack_unpacked u;
     size_t off = 1;
@@ -262,6 +337,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(off == sb.size);
     check_value(&u.data, 0);
     const msgpack_object *o = &u.data;
+    check_extents(pp, &sb, o, count_containers(o)); /* before pack_json below replaces them */
+    check_json(pp, op, data, size);
     switch (kind) {
     case PACK_BODY_OBJECT:
         CHECK(o->type == MSGPACK_OBJECT_MAP);

@@ -1,7 +1,8 @@
 /*
  * pack.c: request body → Kestra's trigger.body as msgpack (map, array or raw str).
  * One pass over the text validates the JSON and writes msgpack as it goes. No I/O, no recursion,
- * no token array: the only memory is the output buffer and a nesting stack of PACK_MAX_DEPTH.
+ * no token array: the only memory is the output buffer, a nesting stack of PACK_MAX_DEPTH, and
+ * the parser's fixed table where each container's extent is noted for readers (pack_extents).
  * Here: the parser (whitespace, strings, literals, short integers, structure) and the API. Other
  * numbers go to pack_number.c; raw text and UTF-8 repair are pack_text.c's.
  *
@@ -42,6 +43,9 @@
 
 struct pack_parser {
     locale_t c_locale; /* strtod must read '.' whatever setlocale() did */
+    /* The last value's containers (pack_extents), in the order they opened. */
+    struct byte_range extents[PACK_MAX_EXTENTS];
+    size_t nextents;
 };
 
 struct pack_parser *pack_parser_new(void)
@@ -66,8 +70,13 @@ void pack_parser_free(struct pack_parser *pp)
 
 size_t pack_parser_retained(const struct pack_parser *pp)
 {
-    (void)pp;
-    return 0;
+    return sizeof(pp->extents);
+}
+
+const struct byte_range *pack_extents(const struct pack_parser *pp, size_t *n)
+{
+    *n = pp->nextents;
+    return pp->extents;
 }
 
 /* ==== Byte scanning ==== */
@@ -562,18 +571,25 @@ static inline struct pos put_string(char *o, const unsigned char *s, size_t i, s
 
 /* ==== Structure ==== */
 
-/* An open map or array: where its header byte is (from sb->data) and its elements so far. */
+/*
+ * An open map or array: where its header byte is (from sb->data), its elements so far, and its
+ * slot in the parser's extents (NO_SLOT once the table is full).
+ */
 struct frame {
     size_t at;
+    size_t slot;
     uint32_t n;
     bool map;
 };
 
-/* The text being packed, and the locale for strtod. */
+#define NO_SLOT SIZE_MAX
+
+/* The text being packed, the locale for strtod, and the parser whose extents it records. */
 struct text {
     const unsigned char *s;
     size_t len;
     locale_t loc;
+    struct pack_parser *pp;
 };
 
 /* A string, number or literal at s[i]. */
@@ -627,21 +643,31 @@ static struct pos put_key(char *o, const struct text *tx, size_t i)
 /*
  * Writes the header of the container that closes at o: one byte was reserved, which holds a
  * fixmap or fixarray. With 16 elements or more the elements move up to make room for a 16- or
- * 32-bit count. Returns the new end.
+ * 32-bit count, and so do the extents recorded inside it (every slot after its own: they opened
+ * after it and before this close). Records its own end. Returns the new end.
  */
-static char *close_frame(char *base, const struct frame *f, char *o)
+static char *close_frame(struct pack_parser *pp, char *base, const struct frame *f, char *o)
 {
     char *h = base + f->at;
+    int extra = 0;
     if (f->n < 16) {
         *h = (char)((f->map ? 0x80 : 0x90) | f->n);
-        return o;
+    } else {
+        extra = f->n < 65536 ? 2 : 4;
+        memmove(h + 1 + extra, h + 1, (size_t)(o - h - 1));
+        /* The 32-bit form follows the 16-bit one (dc dd, de df). */
+        *h = (char)((f->map ? 0xde : 0xdc) + (extra == 4));
+        put_be(h + 1, f->n, extra);
+        o += extra;
     }
-    int extra = f->n < 65536 ? 2 : 4;
-    memmove(h + 1 + extra, h + 1, (size_t)(o - h - 1));
-    /* The 32-bit form follows the 16-bit one (dc dd, de df). */
-    *h = (char)((f->map ? 0xde : 0xdc) + (extra == 4));
-    put_be(h + 1, f->n, extra);
-    return o + extra;
+    if (f->slot != NO_SLOT) {
+        for (size_t k = f->slot + 1; extra && k < pp->nextents; k++) {
+            pp->extents[k].start += (size_t)extra;
+            pp->extents[k].end += (size_t)extra;
+        }
+        pp->extents[f->slot].end = (size_t)(o - base);
+    }
+    return o;
 }
 
 /*
@@ -667,7 +693,13 @@ static char *pack_value(const struct text *tx, size_t i, msgpack_sbuffer *sb)
             if (depth == PACK_MAX_DEPTH) {
                 return NULL;
             }
-            st[depth++] = (struct frame){.at = (size_t)(o - sb->data), .map = s[i] == '{'};
+            struct pack_parser *pp = tx->pp;
+            size_t at = (size_t)(o - sb->data), slot = NO_SLOT;
+            if (pp->nextents < PACK_MAX_EXTENTS) {
+                slot = pp->nextents++;
+                pp->extents[slot].start = at;
+            }
+            st[depth++] = (struct frame){.at = at, .slot = slot, .map = s[i] == '{'};
             o++;
             i++;
             opened = true;
@@ -687,7 +719,7 @@ static char *pack_value(const struct text *tx, size_t i, msgpack_sbuffer *sb)
                 break;
             }
             if (c == (f->map ? '}' : ']')) {
-                o = close_frame(sb->data, f, o);
+                o = close_frame(tx->pp, sb->data, f, o);
                 i++;
                 opened = false;
                 if (--depth == 0) {
@@ -728,15 +760,18 @@ bool pack_json(struct pack_parser *pp, const char *text, size_t len, msgpack_sbu
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t first = skip_ws(s, 0, len);
+    pp->nextents = 0;
     if (first == len || (s[first] != '{' && s[first] != '[') || len > INT_MAX) {
         return false;
     }
     /* Also makes sb->data non-NULL before pack_value does arithmetic on it. */
     reserve(sb, sb->size, len + OUT_SLACK);
-    struct text tx = {.s = s, .len = len, .loc = pp->c_locale};
+    struct text tx = {.s = s, .len = len, .loc = pp->c_locale, .pp = pp};
     char *end = pack_value(&tx, first, sb);
     if (end) {
         sb->size = (size_t)(end - sb->data);
+    } else {
+        pp->nextents = 0;
     }
     return end != NULL;
 }

@@ -857,6 +857,9 @@ static void test_github_push(void **state)
     assert_int_equal(t.floats, 0);
     assert_int_equal(t.strs, 288);
     assert_int_equal(t.str_bytes, 6139);
+    size_t next;
+    pack_extents(pp, &next);
+    assert_int_equal(next, t.maps + t.arrays);
     assert_str_at(&u.data, "repository.owner.login", "acme");
     assert_str_at(&u.data, "repository.description",
                   "Kestra-style webhooks → Kafka, in C (évènements, 事件)");
@@ -891,6 +894,91 @@ static void test_small_payload(void **state)
     xfree(got);
     pack_parser_free(pp);
     xfree(text);
+}
+
+/* ==== Extents ==== */
+
+static void tight_buffer(msgpack_sbuffer *sb);
+
+/*
+ * Each extent holds exactly one map or array of sb, header included, and they come in opening
+ * order (strictly rising starts). Returns how many there are.
+ */
+static size_t check_extents(const struct pack_parser *pp, const msgpack_sbuffer *sb)
+{
+    size_t n;
+    const struct byte_range *ext = pack_extents(pp, &n);
+    for (size_t k = 0; k < n; k++) {
+        assert_true(ext[k].start < ext[k].end && ext[k].end <= sb->size);
+        assert_true(k == 0 || ext[k - 1].start < ext[k].start);
+        unsigned char b = (unsigned char)sb->data[ext[k].start];
+        assert_true((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf));
+        msgpack_zone z;
+        msgpack_object o;
+        size_t off = ext[k].start;
+        msgpack_zone_init(&z, 256);
+        /* SUCCESS, not EXTRA_BYTES or CONTINUE: one value ends exactly at end. */
+        assert_int_equal(msgpack_unpack(sb->data, ext[k].end, &off, &z, &o),
+                         MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(off, ext[k].end);
+        assert_true(o.type == MSGPACK_OBJECT_MAP || o.type == MSGPACK_OBJECT_ARRAY);
+        msgpack_zone_destroy(&z);
+    }
+    return n;
+}
+
+static size_t extents_of(struct pack_parser *pp, const char *text)
+{
+    msgpack_sbuffer sb;
+    tight_buffer(&sb); /* offsets count from sb->data, this byte included */
+    pack_body(pp, text, strlen(text), &sb);
+    size_t n = check_extents(pp, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    return n;
+}
+
+/* Extents are where the containers are in the output, through the moves of 16+ element ones. */
+static void test_extents(void **state)
+{
+    (void)state;
+    struct pack_parser *pp = pack_parser_new();
+    assert_int_equal(extents_of(pp, "{\"a\":[1,{\"b\":2}],\"c\":{}}"), 4);
+    assert_int_equal(extents_of(pp, "[]"), 1);
+
+    /* A map of 16 arrays moves them by 2 bytes; an array of 65540 elements moves by 4 the map
+     * and arrays it holds after 65536 numbers. 1 + 1 + 16 + 1 + 1 + 1 + 1 containers. */
+    struct sbuf t;
+    sbuf_init(&t);
+    sbuf_append_cstr(&t, "{\"m\":{");
+    for (int i = 0; i < 16; i++) {
+        sbuf_appendf(&t, "%s\"k%d\":[%d,[]]", i ? "," : "", i, i);
+    }
+    /* (the inner [] of each are 16 more) */
+    sbuf_append_cstr(&t, "},\"x\":[");
+    for (int i = 0; i < 65536; i++) {
+        sbuf_appendf(&t, "%d,", i % 10);
+    }
+    sbuf_append_cstr(&t, "[2],{\"y\":[3]}]}");
+    assert_int_equal(extents_of(pp, t.data), 1 + 1 + 16 + 16 + 1 + 1 + 1 + 1);
+
+    /* Past PACK_MAX_EXTENTS containers, the first ones opened are kept, still right. */
+    sbuf_reset(&t);
+    sbuf_append_cstr(&t, "[");
+    for (int i = 0; i < PACK_MAX_EXTENTS + 500; i++) {
+        sbuf_append_cstr(&t, i ? ",{\"k\":[1]}" : "{\"k\":[1]}");
+    }
+    sbuf_append_cstr(&t, "]");
+    assert_int_equal(extents_of(pp, t.data), PACK_MAX_EXTENTS);
+    sbuf_deinit(&t);
+
+    /* Nothing is left from the call before when the text is not JSON. */
+    assert_int_equal(extents_of(pp, "{\"a\":[1]}"), 2);
+    assert_int_equal(extents_of(pp, "{\"a\":[1]"), 0);
+    assert_int_equal(extents_of(pp, "[1]"), 1);
+    assert_int_equal(extents_of(pp, "plain text"), 0);
+    assert_int_equal(extents_of(pp, "[1]"), 1);
+    assert_int_equal(extents_of(pp, "{\"a\":\"\xff\",\"b\":[]}"), 2); /* repaired, then JSON */
+    pack_parser_free(pp);
 }
 
 /* ==== The same bytes as the oracle ==== */
@@ -1132,6 +1220,7 @@ int main(void)
         cmocka_unit_test(test_growth_and_trim),
         cmocka_unit_test(test_number_length_limit),
         cmocka_unit_test(test_github_push),
+        cmocka_unit_test(test_extents),
         cmocka_unit_test(test_small_payload),
         cmocka_unit_test(test_oracle_tables),
         cmocka_unit_test(test_oracle_payloads),

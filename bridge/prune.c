@@ -150,6 +150,11 @@ struct walk {
     msgpack_zone *zone;
     const char *const *prefix;
     size_t nprefix;
+    /* The caller's trusted containers (prune_unpack_known), and the first not yet passed. */
+    const unsigned char *base;
+    const struct byte_range *known;
+    size_t nknown;
+    size_t next_known;
 };
 
 static uint32_t load_be(const unsigned char *s, size_t n)
@@ -275,11 +280,34 @@ static bool read_item(struct walk *w, struct item *it)
 }
 
 /*
+ * Where the trusted container starting at p ends, or NULL when none starts there. The walk only
+ * moves forward, and asks only at container headers, so one cursor serves the whole call.
+ */
+static const unsigned char *known_end(struct walk *w, const unsigned char *p)
+{
+    size_t at = (size_t)(p - w->base);
+    while (w->next_known < w->nknown && w->known[w->next_known].start < at) {
+        w->next_known++;
+    }
+    if (w->next_known == w->nknown || w->known[w->next_known].start != at) {
+        return NULL;
+    }
+    const struct byte_range *r = &w->known[w->next_known++];
+    /* A range past the input (a caller's bug) is not trusted: the walk reads it and fails. */
+    if (r->end <= r->start || r->end > (size_t)(w->end - w->base)) {
+        return NULL;
+    }
+    return w->base + r->end;
+}
+
+/*
  * Skips the value at w->p, which sits below `depth` open containers, checking it as
- * msgpack_unpack would (depth included). Iterative: a body may be deep, the stack stays small.
- * This walk is most of prune_unpack's cost (every byte of the message is checked), so the
- * headers JSON bodies are mostly made of (fixstr, fixint, nil/bool, fix containers, str 8) take
- * a short path with the cursor in a local; the rest goes through read_item.
+ * msgpack_unpack would (depth included), except that a trusted container (prune_unpack_known)
+ * is jumped over whole once its own depth is checked. Iterative: a body may be deep, the stack
+ * stays small. This walk is most of prune_unpack's cost when nothing is trusted (every byte of
+ * the message is checked), so the headers JSON bodies are mostly made of (fixstr, fixint,
+ * nil/bool, fix containers, str 8) take a short path with the cursor in a local; the rest goes
+ * through read_item.
  */
 static bool skip(struct walk *w, unsigned depth)
 {
@@ -299,6 +327,7 @@ static bool skip(struct walk *w, unsigned depth)
         if (p >= end) {
             return false;
         }
+        const unsigned char *at = p;
         unsigned char b = *p;
         pending--;
         uint32_t n;
@@ -339,6 +368,11 @@ static bool skip(struct walk *w, unsigned depth)
         }
         if (depth + top >= MSGPACK_DEPTH) {
             return false;
+        }
+        const unsigned char *jump = w->nknown ? known_end(w, at) : NULL;
+        if (jump) {
+            p = jump;
+            continue;
         }
         if (n > 0) {
             stack[top++] = pending;
@@ -463,12 +497,22 @@ static int build(struct walk *w, struct view v, unsigned depth, msgpack_object *
 int prune_unpack(const struct prune_paths *p, const char *const *prefix, size_t nprefix,
                  const char *data, size_t len, msgpack_zone *zone, msgpack_object *out)
 {
+    return prune_unpack_known(p, prefix, nprefix, data, len, NULL, 0, zone, out);
+}
+
+int prune_unpack_known(const struct prune_paths *p, const char *const *prefix, size_t nprefix,
+                       const char *data, size_t len, const struct byte_range *known,
+                       size_t nknown, msgpack_zone *zone, msgpack_object *out)
+{
     struct walk w = {
         .p = (const unsigned char *)data,
         .end = (const unsigned char *)data + len,
         .zone = zone,
         .prefix = prefix,
         .nprefix = nprefix,
+        .base = (const unsigned char *)data,
+        .known = known,
+        .nknown = nknown,
     };
     int rc = build(&w, (struct view){p, 0}, 0, out);
     if (rc == 0 && w.p != w.end) {

@@ -72,4 +72,18 @@ void prune_format(const struct prune_paths *p, struct sbuf *out);
 int prune_unpack(const struct prune_paths *p, const char *const *prefix, size_t nprefix,
                  const char *data, size_t len, msgpack_zone *zone, msgpack_object *out);
 
+/**
+ * prune_unpack, trusting the containers in known[0..nknown): byte offsets into data, sorted by
+ * start, each holding exactly one map or array (as pack_extents gives them for the body the
+ * caller packed itself). Where the walk would skip a container that starts at a known start, it
+ * checks that container's own depth and jumps to its end without reading or checking what it
+ * holds; a value unpacked whole is still checked by msgpack_unpack. With known ranges that are
+ * not what they claim the result is undefined (though never a read outside data): pass only
+ * ranges of bytes this process wrote. The answer is otherwise prune_unpack's; nknown 0 is
+ * prune_unpack. Allocates only from zone.
+ */
+int prune_unpack_known(const struct prune_paths *p, const char *const *prefix, size_t nprefix,
+                       const char *data, size_t len, const struct byte_range *known,
+                       size_t nknown, msgpack_zone *zone, msgpack_object *out);
+
 #endif

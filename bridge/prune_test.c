@@ -16,6 +16,8 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "pack.h"
+
 /* ==== Helpers ==== */
 
 static void pstr(msgpack_packer *pk, const char *s)
@@ -405,12 +407,115 @@ static void depth_limit(void **state)
     prune_free(p);
 }
 
+/* ==== Trusted containers ==== */
+
+/* {"id": 7, "body": <json through pack_body>}, with pack's extents for the body. */
+static const struct byte_range *pack_message(struct pack_parser *pp, const char *json,
+                                             msgpack_sbuffer *sb, size_t *n)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pstr(&pk, "id");
+    msgpack_pack_int(&pk, 7);
+    pstr(&pk, "body");
+    assert_int_equal(pack_body(pp, json, strlen(json), sb), PACK_BODY_OBJECT);
+    return pack_extents(pp, n);
+}
+
+static const char TRUSTED_JSON[] =
+    "{\"ref\":\"refs/heads/main\",\"repository\":{\"owner\":{\"login\":\"acme\"},"
+    "\"topics\":[\"a\",\"b\"]},\"commits\":[{\"id\":1},{\"id\":2}],\"after\":\"x\"}";
+
+/* With the body's extents the answer is the same as without, for paths on and off them. */
+static void trusted_same_answer(void **state)
+{
+    (void)state;
+    static const char *const LISTS[][2] = {
+        {"body.ref", NULL},   {"body.after", NULL},           {"body.repository.owner", NULL},
+        {"body.commits", NULL}, {"body", NULL},               {"id", "body.repository.topics"},
+        {NULL, NULL},
+    };
+    struct pack_parser *pp = pack_parser_new();
+    msgpack_sbuffer sb;
+    size_t n;
+    const struct byte_range *known = pack_message(pp, TRUSTED_JSON, &sb, &n);
+    assert_int_equal(n, 7);
+    for (size_t i = 0; i < ARRAY_LEN(LISTS); i++) {
+        size_t np = LISTS[i][0] ? (LISTS[i][1] ? 2 : 1) : 0;
+        struct prune_paths *p = paths_of(LISTS[i], np);
+        msgpack_zone z1, z2;
+        msgpack_object plain, fast;
+        msgpack_zone_init(&z1, 1024);
+        msgpack_zone_init(&z2, 1024);
+        assert_int_equal(prune_unpack(p, NULL, 0, sb.data, sb.size, &z1, &plain), 0);
+        assert_int_equal(
+            prune_unpack_known(p, NULL, 0, sb.data, sb.size, known, n, &z2, &fast), 0);
+        assert_true(msgpack_object_equal(plain, fast));
+        msgpack_zone_destroy(&z1);
+        msgpack_zone_destroy(&z2);
+        prune_free(p);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    pack_parser_free(pp);
+}
+
+static int unpack_with(const struct prune_paths *p, const msgpack_sbuffer *sb,
+                       const struct byte_range *known, size_t n)
+{
+    msgpack_zone z;
+    msgpack_object o;
+    msgpack_zone_init(&z, 1024);
+    int rc = prune_unpack_known(p, NULL, 0, sb->data, sb->size, known, n, &z, &o);
+    msgpack_zone_destroy(&z);
+    return rc;
+}
+
+/*
+ * A trusted container is jumped, not read: a byte msgpack never uses, put inside one the paths
+ * do not reach, goes unseen (this is the saving, and why only the caller's own bytes may be
+ * trusted), while a value read whole is still checked, and a range past the input is ignored.
+ */
+static void trusted_is_not_read(void **state)
+{
+    (void)state;
+    struct pack_parser *pp = pack_parser_new();
+    msgpack_sbuffer sb;
+    size_t n;
+    const struct byte_range *known = pack_message(pp, TRUSTED_JSON, &sb, &n);
+    /* Extent 3 is "topics": fixarray 2, then fixstr "a". */
+    assert_int_equal((unsigned char)sb.data[known[3].start], 0x92);
+    assert_int_equal((unsigned char)sb.data[known[3].start + 1], 0xa1);
+    sb.data[known[3].start + 1] = (char)0xc1;
+
+    const char *const ref[] = {"body.ref"};
+    const char *const topics[] = {"body.repository.topics"};
+    struct prune_paths *p_ref = paths_of(ref, 1);
+    struct prune_paths *p_topics = paths_of(topics, 1);
+    assert_int_equal(unpack_with(p_ref, &sb, NULL, 0), -EBADMSG);
+    assert_int_equal(unpack_with(p_ref, &sb, known, n), 0);
+    assert_int_equal(unpack_with(p_topics, &sb, known, n), -EBADMSG);
+
+    struct byte_range past[16];
+    assert_true(n <= ARRAY_LEN(past));
+    for (size_t i = 0; i < n; i++) {
+        past[i] = (struct byte_range){known[i].start, sb.size + 1};
+    }
+    assert_int_equal(unpack_with(p_ref, &sb, past, n), -EBADMSG);
+    prune_free(p_ref);
+    prune_free(p_topics);
+    msgpack_sbuffer_destroy(&sb);
+    pack_parser_free(pp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(trie),        cmocka_unit_test(keeps_what_paths_reach),
         cmocka_unit_test(exact_trees), cmocka_unit_test(prefix),
         cmocka_unit_test(odd_input),   cmocka_unit_test(depth_limit),
+        cmocka_unit_test(trusted_same_answer), cmocka_unit_test(trusted_is_not_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

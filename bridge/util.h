@@ -32,6 +32,12 @@ struct strv {
 
 #define STRV_LIT(s) ((struct strv){(s), sizeof(s) - 1})
 
+/** Bytes [start, end) of some buffer, as offsets into it. */
+struct byte_range {
+    size_t start;
+    size_t end;
+};
+
 static inline struct strv strv_of(const char *s)
 {
     struct strv v = {s, 0};

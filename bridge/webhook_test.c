@@ -370,6 +370,13 @@ static struct flow_set *one_flow_set(const char *flow_id)
     return flow_set_with(flow_id, "");
 }
 
+/* 17 keys: the map moves its elements up when it closes, and the extents inside it. */
+#define BIG_BODY \
+    "{\"big\":{\"k0\":[0,{}],\"k1\":[1,{}],\"k2\":[2,{}],\"k3\":[3,{}]," \
+    "\"k4\":[4,{}],\"k5\":[5,{}],\"k6\":[6,{}],\"k7\":[7,{}],\"k8\":[8,{}]," \
+    "\"k9\":[9,{}],\"k10\":[10,{}],\"k11\":[11,{}],\"k12\":[12,{}],\"k13\":[13,{}]," \
+    "\"k14\":[14,{}],\"k15\":[15,{}],\"k16\":[16,{}]},\"after\":\"x\"}"
+
 /*
  * Conditions that read constant paths get the message unpacked only along them (reads set);
  * one that reads `trigger` whole gets all of it. Either way the verdicts are the real ones.
@@ -391,6 +398,12 @@ static void conditions_read_what_they_need(void **state)
         {"trigger.body.ref == 'main'", true, NULL, HOOK_CONDITIONS_FALSE},
         {"trigger.body.commits | length == 2", true, "{\"commits\":[{},{}]}", HOOK_ACCEPTED},
         {"trigger.parameters.a[0] == '1'", true, NULL, HOOK_ACCEPTED},
+        /* The body's containers are jumped over (pack_extents): a key after a 17-key map
+         * whose elements moved up when it closed, and a value inside it, read right. */
+        {"trigger.body.after == 'x'", true, BIG_BODY, HOOK_ACCEPTED},
+        {"trigger.body.big.k16[0] == 16 and trigger.body.big.k3[0] == 3", true, BIG_BODY,
+         HOOK_ACCEPTED},
+        {"trigger.body.after == 'x'", true, "after", HOOK_CONDITIONS_FALSE},
         {"trigger | length == 3", false, "{}", HOOK_ACCEPTED},
         {"trigger | length == 3", false, NULL, HOOK_CONDITIONS_FALSE},
     };

@@ -574,6 +574,16 @@ uint64_t reqcheck_offset(const struct reqcheck *rc)
     return rc->off;
 }
 
+uint64_t reqcheck_body_left(const struct reqcheck *rc)
+{
+    const http_parser *p = &rc->p;
+    if (rc->failed || rc->upgraded || rc->phase != RC_BODY || (p->flags & F_CHUNKED) ||
+        !(p->flags & F_CONTENTLENGTH)) {
+        return 0;
+    }
+    return p->content_length;
+}
+
 bool reqcheck_close_after(const struct reqcheck *rc)
 {
     return rc->upgraded;

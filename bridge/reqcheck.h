@@ -61,6 +61,12 @@ uint64_t reqcheck_completed(const struct reqcheck *rc);
 /** Bytes fed so far (the stream offset of the next byte). */
 uint64_t reqcheck_offset(const struct reqcheck *rc);
 
+/**
+ * Bytes of the current message's body still to come, when its head gave a Content-Length and
+ * was fine; 0 otherwise (between messages, in a head, a chunked body, a failed stream).
+ */
+uint64_t reqcheck_body_left(const struct reqcheck *rc);
+
 /** True when the connection must close after the answers owed: the stream stopped being HTTP. */
 bool reqcheck_close_after(const struct reqcheck *rc);
 

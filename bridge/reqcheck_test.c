@@ -83,6 +83,34 @@ static void phases_and_counts(void **state)
     reqcheck_free(rc);
 }
 
+/* What conn.c reads ahead of libevent: the body bytes a Content-Length still promises. */
+static void body_left(void **state)
+{
+    (void)state;
+    struct reqcheck *rc = reqcheck_new(&lim);
+    const char *head = "POST /a HTTP/1.1\r\nContent-Length: 10\r\n";
+    assert_int_equal(reqcheck_feed(rc, head, strlen(head)), 0);
+    assert_int_equal(reqcheck_body_left(rc), 0); /* the head is not over yet */
+    assert_int_equal(reqcheck_feed(rc, "\r\n{\"a", 5), 0);
+    assert_int_equal(reqcheck_body_left(rc), 7);
+    assert_int_equal(reqcheck_feed(rc, "\":12}", 6), 0);
+    assert_int_equal(reqcheck_body_left(rc), 1);
+    /* The body ends, the next head begins: nothing promised. */
+    const char *rest = "}POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{}";
+    assert_int_equal(reqcheck_feed(rc, rest, strlen(rest)), 0);
+    assert_int_equal(reqcheck_completed(rc), 1);
+    assert_int_equal(reqcheck_phase(rc), RC_BODY);
+    assert_int_equal(reqcheck_body_left(rc), 0); /* chunked: the total is unknown */
+    reqcheck_free(rc);
+
+    /* A failed stream promises nothing, whatever its Content-Length said. */
+    rc = reqcheck_new(&lim);
+    const char *bad = "POST /a HTTP/1.1\r\nContent-Length: 10\r\nBad Name: x\r\n\r\n{}";
+    assert_int_equal(reqcheck_feed(rc, bad, strlen(bad)), -1);
+    assert_int_equal(reqcheck_body_left(rc), 0);
+    reqcheck_free(rc);
+}
+
 static void framing_rules(void **state)
 {
     (void)state;
@@ -210,6 +238,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_streams),
         cmocka_unit_test(phases_and_counts),
+        cmocka_unit_test(body_left),
         cmocka_unit_test(framing_rules),
         cmocka_unit_test(grammar_rules),
         cmocka_unit_test(limits),

@@ -1455,6 +1455,81 @@ def r121(r):
     r.check(closed, "TLS ClientHello: connection still open past request_timeout_ms")
 
 
+
+# ---- J. Bodies past libevent's 4096-byte read ----
+# libevent 2.1 reads a socket 4096 bytes at a time; conn.c reads the rest of a body whose
+# Content-Length it knows in one go, ahead of evhttp (README "Performance"). These rows send
+# bodies across that line in the ways that could go wrong: what follows the body, and a body
+# that is not all there yet.
+
+
+BIG_BODIES = dict(LIMITS, max_body_bytes=262144)
+
+
+def padded(i, size):
+    """A JSON object of about `size` bytes whose value says which request it was."""
+    return {"i": i, "pad": "x" * size}
+
+
+@row(122, "pipelined-large-bodies", "A 40 KB JSON POST, a 7 KB one and a 20-byte one, in one send",
+     "Three 200s in order; each body in Kafka whole",
+     "A body read ahead of libevent ends where its Content-Length says; the bytes after it are "
+     "the next request.", limits=BIG_BODIES)
+def r122(r):
+    bodies = [padded(1, 40000), padded(2, 7000), {"i": 3}]
+    c = r.conn()
+    c.send(b"".join(req(r.P, body=json.dumps(b)) for b in bodies))
+    ids = [r.accepted(c.answer(), f"answer {n}") for n in (1, 2, 3)]
+    r.finish()
+    for b, eid in zip(bodies, ids):
+        if eid:
+            check_body(r, r.var(eid), b)
+
+
+@row(123, "large-body-then-garbage", "A 20 KB JSON POST, then `GARBAGE\\r\\n\\r\\n`, in one send",
+     "200; then 400 JSON and the connection closes",
+     "The framing check sees every byte read ahead, as it sees libevent's reads.",
+     limits=BIG_BODIES)
+def r123(r):
+    body = padded(1, 20000)
+    c = r.conn()
+    c.send(req(r.P, body=json.dumps(body)) + b"GARBAGE\r\n\r\n")
+    e1 = r.accepted(c.answer(), "answer 1")
+    r.refused(c.answer(), 400, what="answer to the garbage")
+    r.closes(c)
+    r.finish()
+    if e1:
+        check_body(r, r.var(e1), body)
+
+
+@row(124, "large-body-in-two-sends", "A 20 KB JSON POST: its head and 5000 body bytes, the rest "
+     "0.2 s later",
+     "200; the body in Kafka whole",
+     "Reading ahead takes what the socket has; the rest comes with a later read.",
+     limits=BIG_BODIES)
+def r124(r):
+    body = padded(1, 20000)
+    data = req(r.P, body=json.dumps(body))
+    cut = data.index(b"\r\n\r\n") + 4 + 5000
+    c = r.conn()
+    c.send(data[:cut])
+    time.sleep(0.2)
+    c.send(data[cut:])
+    eid = r.accepted(c.answer())
+    r.finish()
+    if eid:
+        check_body(r, r.var(eid), body)
+
+
+@row(125, "large-body-cut-short", "`Content-Length: 20000`, 10000 body bytes in one send, then "
+     "FIN",
+     "No answer possible; nothing published; the bridge keeps serving", "As #114.",
+     limits=BIG_BODIES)
+def r125(r):
+    _partial_then(r, req(r.P, length=False, headers=["Content-Length: 20000"]) + b"a" * 10000,
+                  False)
+
+
 # ==== The test ====
 
 

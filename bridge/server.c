@@ -562,6 +562,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         hook_req_free(hr);
         return;
     }
+    /*
+     * The message holds the body now, and nothing reads evhttp's copy again: freed here, it does
+     * not wait beside the message for Kafka's answer (a request in flight holds its body once).
+     */
+    evbuffer_drain(evhttp_request_get_input_buffer(req), body_len);
     publish(s, req, hr);
 }
 

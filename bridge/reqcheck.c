@@ -284,6 +284,16 @@ static bool te_chunked_not_last(const struct reqcheck *rc)
 static int on_headers_complete(http_parser *p)
 {
     struct reqcheck *rc = p->data;
+    /*
+     * http_parser 2.9.4 notes a Transfer-Encoding as soon as a header name begins with
+     * "transfer-encoding" (`Transfer-Encodings: x` counts) and, built lenient, then reads the
+     * body until the connection closes. To evhttp, and to RFC 9110, such a name is another
+     * header: the body is Content-Length's worth, or nothing, and the bytes after it are the next
+     * request, which this check must see. Only the exact name is a Transfer-Encoding (te_count).
+     */
+    if (rc->te_count == 0) {
+        p->uses_transfer_encoding = 0;
+    }
     bool has_body = (p->flags & F_CHUNKED) || rc->te_count > 0 ||
                     ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
     rc->heads++;

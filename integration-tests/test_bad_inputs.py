@@ -1530,6 +1530,40 @@ def r125(r):
                   False)
 
 
+
+@row(126, "te-prefixed-header-name", "A POST with `Transfer-Encodings: x` and `Content-Length: 7`, "
+     "then, pipelined, a POST with `Content-Length : 3`",
+     "200; then 400 JSON for the second and the connection closes; only the first in Kafka",
+     "A name that only begins with Transfer-Encoding is another header: the body is "
+     "Content-Length's worth, as evhttp reads it, so the request after it is checked too "
+     "(http_parser 2.9.4 read on to the end of the stream, and that request went unchecked).")
+def r126(r):
+    first = req(r.P, body='{"i":1}', headers=["Transfer-Encodings: x"])
+    second = req(r.P, length=False, headers=["Content-Length : 3"]) + b"abc"
+    c = r.conn()
+    c.send(first + second)
+    e1 = r.accepted(c.answer(), "answer 1")
+    r.refused(c.answer(), 400, what="answer 2")
+    r.closes(c)
+    r.finish()
+    if e1:
+        check_body(r, r.var(e1), {"i": 1})
+
+
+@row(127, "te-prefixed-header-pipelined", "A POST with `Transfer-Encoding-Note: y` and a body, "
+     "then another POST, in one send",
+     "Two 200s in order; each body in Kafka", "As #126: such a header is an ordinary one.")
+def r127(r):
+    c = r.conn()
+    c.send(req(r.P, body='{"i":1}', headers=["Transfer-Encoding-Note: y"])
+           + req(r.P, body='{"i":2}'))
+    ids = [r.accepted(c.answer(), f"answer {n}") for n in (1, 2)]
+    r.finish()
+    for n, eid in enumerate(ids, 1):
+        if eid:
+            check_body(r, r.var(eid), {"i": n})
+
+
 # ==== The test ====
 
 

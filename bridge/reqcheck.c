@@ -294,6 +294,14 @@ static int on_headers_complete(http_parser *p)
     if (rc->te_count == 0) {
         p->uses_transfer_encoding = 0;
     }
+    /*
+     * Its matching of "chunked" also stops at a tab beside it, where evhttp trims the tab and
+     * reads chunks: the parser is told what evhttp will do (then both read chunks), and a
+     * Content-Length beside it is the conflict it would have refused.
+     */
+    if (rc->te_count == 1 && te_is_chunked(rc) && !(p->flags & F_CHUNKED)) {
+        p->flags |= F_CHUNKED;
+    }
     bool has_body = (p->flags & F_CHUNKED) || rc->te_count > 0 ||
                     ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
     rc->heads++;
@@ -310,6 +318,10 @@ static int on_headers_complete(http_parser *p)
                     "Method Not Allowed: webhooks accept GET, POST and PUT");
     }
     if (rc->te_count > 0) {
+        if (p->flags & F_CONTENTLENGTH) {
+            return bad_request(
+                rc, "Bad Request: malformed HTTP request: invalid or conflicting Content-Length");
+        }
         if (p->http_minor == 0) {
             return bad_request(
                 rc,

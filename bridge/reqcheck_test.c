@@ -180,6 +180,31 @@ static void framing_rules(void **state)
             assert_int_equal(done, 1);
         }
     }
+    /*
+     * "chunked" with a tab beside it: evhttp trims the tab and reads chunks; http_parser 2.9.4
+     * did not see chunked and read on to the end of the stream, and with a Content-Length it
+     * raised no conflict. It must read chunks too, and refuse the pair.
+     */
+    {
+        uint64_t bad = 0, done = 0;
+        const char *tab = "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\t\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        char s[256];
+        int n = snprintf(s, sizeof(s), "%sGET /b HTTP/1.1\r\n\r\n", tab);
+        assert_int_equal(check(s), 0);
+        assert_int_equal(check_split(s, (size_t)n, (size_t)n, NULL, &done), 0);
+        assert_int_equal(done, 2);
+        n = snprintf(s, sizeof(s), "%sGET /b HTTP/1.1\r\nContent-Length : 3\r\n\r\nabc", tab);
+        assert_int_equal(check_split(s, (size_t)n, (size_t)n, &bad, &done), 400);
+        assert_int_equal(bad, strlen(tab));
+        assert_int_equal(
+            check("POST /a HTTP/1.1\r\nTransfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n"), 0);
+        assert_int_equal(check("POST /a HTTP/1.1\r\nContent-Length: 2\r\n"
+                               "Transfer-Encoding: chunked\t\r\n\r\n"),
+                         400);
+        assert_int_equal(check("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\t\r\n"
+                               "Content-Length: 2\r\n\r\n"),
+                         400);
+    }
     /* A length past 64 bits is too large, not malformed. */
     assert_int_equal(check("POST /a HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
                      413);

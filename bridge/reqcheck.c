@@ -37,6 +37,7 @@ struct reqcheck {
     bool msg_done;   /* paused at the end of a message */
     /* The message in progress. */
     size_t uri_bytes, header_bytes, nheaders;
+    bool sized;    /* its head gave a Content-Length body (not chunked): reqcheck_body_left */
     bool in_value; /* the last header callback was a value */
     bool named;    /* a header name was seen since the last value */
     char name[20]; /* the current header name, lowercased, while it fits */
@@ -129,6 +130,7 @@ static int on_message_begin(http_parser *p)
     rc->name_len = 0;
     rc->kind = H_OTHER;
     rc->te_count = 0;
+    rc->sized = false;
     rc->te_len = 0;
     return 0;
 }
@@ -304,6 +306,8 @@ static int on_headers_complete(http_parser *p)
     }
     bool has_body = (p->flags & F_CHUNKED) || rc->te_count > 0 ||
                     ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+    /* Fixed here: in a chunked body's trailers a Content-Length line sets the parser's fields. */
+    rc->sized = (p->flags & F_CONTENTLENGTH) && !(p->flags & F_CHUNKED) && rc->te_count == 0;
     rc->heads++;
     rc->phase = RC_BODY;
     if (p->http_major == 0) {
@@ -599,8 +603,7 @@ uint64_t reqcheck_offset(const struct reqcheck *rc)
 uint64_t reqcheck_body_left(const struct reqcheck *rc)
 {
     const http_parser *p = &rc->p;
-    if (rc->failed || rc->upgraded || rc->phase != RC_BODY || (p->flags & F_CHUNKED) ||
-        !(p->flags & F_CONTENTLENGTH)) {
+    if (rc->failed || rc->upgraded || rc->phase != RC_BODY || !rc->sized) {
         return 0;
     }
     return p->content_length;

@@ -103,6 +103,20 @@ static void body_left(void **state)
     assert_int_equal(reqcheck_body_left(rc), 0); /* chunked: the total is unknown */
     reqcheck_free(rc);
 
+    /*
+     * Nor do trailers: a Transfer-Encoding line there clears http_parser's chunked flag and a
+     * Content-Length line sets its length, but the body was chunked.
+     */
+    rc = reqcheck_new(&lim);
+    const char *trailers = "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"
+                           "0\r\nTransfer-Encoding: x\r\nContent-Length: 300\r\n";
+    assert_int_equal(reqcheck_feed(rc, trailers, strlen(trailers)), 0);
+    assert_int_equal(reqcheck_phase(rc), RC_BODY);
+    assert_int_equal(reqcheck_body_left(rc), 0);
+    assert_int_equal(reqcheck_feed(rc, "\r\n", 2), 0);
+    assert_int_equal(reqcheck_completed(rc), 1);
+    reqcheck_free(rc);
+
     /* A failed stream promises nothing, whatever its Content-Length said. */
     rc = reqcheck_new(&lim);
     const char *bad = "POST /a HTTP/1.1\r\nContent-Length: 10\r\nBad Name: x\r\n\r\n{}";

@@ -1329,10 +1329,17 @@ def r112(r):
      "200; then 400 JSON and the connection closes; the third request never runs",
      "The first, accepted, is not lost; nothing after garbage is trusted.")
 def r113(r):
+    accepted_then_refused(r, req(r.P, body='{"i":1}') + b"GARBAGE\r\n\r\n"
+                          + req(r.P, body='{"i":3}'))
+
+
+def accepted_then_refused(r, data):
+    """data in one send: a POST of {"i":1}, then something that is not a request to run. The
+    first is answered and published, the next answer is a 400, and the connection closes."""
     c = r.conn()
-    c.send(req(r.P, body='{"i":1}') + b"GARBAGE\r\n\r\n" + req(r.P, body='{"i":3}'))
+    c.send(data)
     e1 = r.accepted(c.answer(), "answer 1")
-    r.refused(c.answer(), 400, what="answer to the garbage")
+    r.refused(c.answer(), 400, what="answer 2")
     r.closes(c)
     r.finish()
     if e1:
@@ -1531,6 +1538,12 @@ def r125(r):
 
 
 
+def smuggle_behind(r, first):
+    """first (a POST of {"i":1}), then a request only a lenient parser would take."""
+    smuggled = req(r.P, length=False, headers=["Content-Length : 3"]) + b"abc"
+    accepted_then_refused(r, first + smuggled)
+
+
 @row(126, "te-prefixed-header-name", "A POST with `Transfer-Encodings: x` and `Content-Length: 7`, "
      "then, pipelined, a POST with `Content-Length : 3`",
      "200; then 400 JSON for the second and the connection closes; only the first in Kafka",
@@ -1538,16 +1551,7 @@ def r125(r):
      "Content-Length's worth, as evhttp reads it, so the request after it is checked too "
      "(http_parser 2.9.4 read on to the end of the stream, and that request went unchecked).")
 def r126(r):
-    first = req(r.P, body='{"i":1}', headers=["Transfer-Encodings: x"])
-    second = req(r.P, length=False, headers=["Content-Length : 3"]) + b"abc"
-    c = r.conn()
-    c.send(first + second)
-    e1 = r.accepted(c.answer(), "answer 1")
-    r.refused(c.answer(), 400, what="answer 2")
-    r.closes(c)
-    r.finish()
-    if e1:
-        check_body(r, r.var(e1), {"i": 1})
+    smuggle_behind(r, req(r.P, body='{"i":1}', headers=["Transfer-Encodings: x"]))
 
 
 @row(127, "te-prefixed-header-pipelined", "A POST with `Transfer-Encoding-Note: y` and a body, "
@@ -1564,24 +1568,14 @@ def r127(r):
             check_body(r, r.var(eid), {"i": n})
 
 
-
 @row(128, "te-chunked-tab", "A POST with `Transfer-Encoding: chunked\\t` (a tab after it) and a "
      "chunked body, then, pipelined, a POST with `Content-Length : 3`",
      "200; then 400 JSON for the second and the connection closes; only the first in Kafka",
      "evhttp trims the tab and reads chunks, and so does the check now (http_parser 2.9.4 "
      "did not see chunked there and read on to the end of the stream).")
 def r128(r):
-    first = (req(r.P, length=False, headers=["Transfer-Encoding: chunked\t"])
-             + b'7\r\n{"i":1}\r\n0\r\n\r\n')
-    second = req(r.P, length=False, headers=["Content-Length : 3"]) + b"abc"
-    c = r.conn()
-    c.send(first + second)
-    e1 = r.accepted(c.answer(), "answer 1")
-    r.refused(c.answer(), 400, what="answer 2")
-    r.closes(c)
-    r.finish()
-    if e1:
-        check_body(r, r.var(e1), {"i": 1})
+    smuggle_behind(r, req(r.P, length=False, headers=["Transfer-Encoding: chunked\t"])
+                   + b'7\r\n{"i":1}\r\n0\r\n\r\n')
 
 
 @row(129, "te-chunked-tab-with-length", "`Transfer-Encoding: chunked\\t` and `Content-Length: 7`",

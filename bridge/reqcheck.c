@@ -130,7 +130,6 @@ static int on_message_begin(http_parser *p)
     rc->name_len = 0;
     rc->kind = H_OTHER;
     rc->te_count = 0;
-    rc->sized = false;
     rc->te_len = 0;
     return 0;
 }
@@ -301,13 +300,13 @@ static int on_headers_complete(http_parser *p)
      * reads chunks: the parser is told what evhttp will do (then both read chunks), and a
      * Content-Length beside it is the conflict it would have refused.
      */
-    if (rc->te_count == 1 && te_is_chunked(rc) && !(p->flags & F_CHUNKED)) {
+    if (rc->te_count == 1 && te_is_chunked(rc)) {
         p->flags |= F_CHUNKED;
     }
     bool has_body = (p->flags & F_CHUNKED) || rc->te_count > 0 ||
                     ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
     /* Fixed here: in a chunked body's trailers a Content-Length line sets the parser's fields. */
-    rc->sized = (p->flags & F_CONTENTLENGTH) && !(p->flags & F_CHUNKED) && rc->te_count == 0;
+    rc->sized = (p->flags & F_CONTENTLENGTH) && rc->te_count == 0;
     rc->heads++;
     rc->phase = RC_BODY;
     if (p->http_major == 0) {
@@ -602,11 +601,8 @@ uint64_t reqcheck_offset(const struct reqcheck *rc)
 
 uint64_t reqcheck_body_left(const struct reqcheck *rc)
 {
-    const http_parser *p = &rc->p;
-    if (rc->failed || rc->upgraded || rc->phase != RC_BODY || !rc->sized) {
-        return 0;
-    }
-    return p->content_length;
+    /* An upgrade is taken only between messages (reqcheck_feed), so RC_BODY excludes it. */
+    return rc->failed || rc->phase != RC_BODY || !rc->sized ? 0 : rc->p.content_length;
 }
 
 bool reqcheck_close_after(const struct reqcheck *rc)
